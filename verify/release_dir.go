@@ -1,0 +1,98 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ManifestFile is the name of the signed bundle in a release directory.
+const ManifestFile = "manifest.json"
+
+// ReleaseDir is a release directory, as `release pack` writes it: the
+// signed bundle in [ManifestFile] and the artifact beside it under the name
+// the manifest gives.
+type ReleaseDir struct {
+	Dir      string
+	Bundle   []byte    // the raw signed bundle
+	Manifest *Manifest // verified
+}
+
+// ArtifactPath returns the path of the artifact file.
+func (r *ReleaseDir) ArtifactPath() string {
+	return filepath.Join(r.Dir, r.Manifest.Artifact.Name)
+}
+
+// OpenReleaseDir verifies a release directory at time now: the bundle's
+// signatures and expiry, then every chunk of the artifact on disk (with
+// newHash, or [NewHash] when nil). It is the same verification a download
+// gets, for packages that arrive on local storage.
+func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Time, newHash func() hash.Hash) (*ReleaseDir, error) {
+	bundle, err := readLimited(filepath.Join(dir, ManifestFile), MaxBundleSize)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ring.Open(bundle, now)
+	if err != nil {
+		return nil, err
+	}
+	r := &ReleaseDir{Dir: dir, Bundle: bundle, Manifest: m}
+	f, err := os.Open(r.ArtifactPath())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := VerifyChunks(ctx, f, &m.Artifact, newHash); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// VerifyChunks reads r from its start and checks every chunk of a, and that
+// r holds nothing beyond a.Size. The first bad chunk is reported as a
+// [*DigestMismatchError]; a short file as [ErrMalformed].
+func VerifyChunks(ctx context.Context, r io.Reader, a *Artifact, newHash func() hash.Hash) error {
+	d := NewDigester(newHash)
+	buf := make([]byte, readBufferSize)
+	for i, c := range a.Chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d.Reset()
+		n, err := io.CopyBuffer(d, io.LimitReader(onlyReader{r}, c.Size), buf)
+		if err != nil {
+			return err
+		}
+		if n != c.Size {
+			return malformed("artifact is %d bytes, want %d", c.Offset+n, a.Size)
+		}
+		if got := d.Digest(); got != c.Digest {
+			return &DigestMismatchError{What: "chunk", Index: i, Offset: c.Offset, Want: c.Digest, Got: got}
+		}
+	}
+	if n, _ := io.ReadFull(r, buf[:1]); n != 0 {
+		return fmt.Errorf("%w: artifact is longer than the %d bytes announced", ErrTooLarge, a.Size)
+	}
+	return nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: %s is above %d bytes", ErrTooLarge, path, limit)
+	}
+	return b, nil
+}
+
