@@ -95,4 +95,3 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
