@@ -1,0 +1,724 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/internal/jsonwire"
+	"github.com/upkeephq/upkeep/verify"
+)
+
+// Limits on a [Files] backup.
+const (
+	// MaxEntries bounds the files, directories and symlinks one Files
+	// hook backs up.
+	MaxEntries = 1 << 20
+	// MaxIndexSize bounds a Files hook's index.
+	MaxIndexSize = 256 << 20
+	// maxPath bounds a path or symlink target in an index.
+	maxPath = 4096
+)
+
+// Names inside a Files hook's backup directory.
+const (
+	filesIndexName = "index.json"
+	filesDataDir   = "data"
+	filesSchema    = 1
+)
+
+// Entry types in a Files index.
+const (
+	typeFile    = "file"
+	typeDir     = "dir"
+	typeSymlink = "symlink"
+	typeAbsent  = "absent"
+)
+
+// Files is a [Hook] that backs up files and directory trees as they are on
+// disk, for data an application keeps in files (a journal, signature
+// images, a parameter file).
+//
+// Backup copies each configured path: a regular file byte for byte; a
+// directory recursively; a symlink as a symlink (its target is recorded,
+// never followed). It records a path that does not exist, too. It keeps
+// permission bits (setuid, setgid and sticky included) but not owners or
+// times. Devices, sockets and named pipes are refused with
+// [ErrUnsupported]. The backup directory holds index.json, which lists
+// every original path with its type, mode, size and SHA-256, and a data
+// directory with the files' bytes. The application should be quiet while
+// Backup runs (the agent backs up outside a transaction): a file written
+// during the copy is saved as the bytes that were read.
+//
+// Restore first reads and checks the whole index and every file's SHA-256,
+// and only then changes anything. It then makes each configured path what
+// it was: a file is replaced atomically (a temporary file in the same
+// directory, fsync, rename, fsync of the directory); a directory is made
+// identical to the backup, so files created since are removed; a path
+// that did not exist is removed. Files already identical are left alone,
+// which spares the terminal's flash and makes a second Restore cheap.
+// Missing parent directories of a configured path are created (mode 0755).
+//
+// The index cannot steer Restore elsewhere: it must cover exactly the
+// configured paths, every entry must lie inside one of them, and nothing
+// is ever written beneath a symlink. An index that breaks these rules is
+// [ErrCorrupt] and nothing is touched.
+//
+// Files is safe for concurrent use, though running two Restores of the
+// same paths at once is not meaningful.
+type Files struct {
+	name    string
+	paths   []string
+	newHash func() hash.Hash
+}
+
+// NewFiles returns a Files hook named name for the given paths, which must
+// be absolute, clean, not the root directory, and neither equal to nor
+// inside one another.
+func NewFiles(name string, paths ...string) (*Files, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, invalid("files hook %q: no paths", name)
+	}
+	if len(paths) > MaxEntries {
+		return nil, invalid("files hook %q: %d paths, limit %d", name, len(paths), MaxEntries)
+	}
+	for i, p := range paths {
+		if err := checkAbs(p); err != nil {
+			return nil, invalid("files hook %q: %v", name, err)
+		}
+		if filepath.Dir(p) == p {
+			return nil, invalid("files hook %q: will not back up the root directory %s", name, p)
+		}
+		for _, q := range paths[:i] {
+			if p == q || within(p, q) || within(q, p) {
+				return nil, invalid("files hook %q: paths %s and %s overlap", name, q, p)
+			}
+		}
+	}
+	return &Files{name: name, paths: slices.Clone(paths), newHash: verify.NewHash}, nil
+}
+
+// Name returns the hook's name.
+func (f *Files) Name() string { return f.name }
+
+// Paths returns the configured paths.
+func (f *Files) Paths() []string { return slices.Clone(f.paths) }
+
+// checkAbs checks that p is an absolute, clean path of sane length.
+func checkAbs(p string) error {
+	switch {
+	case p == "" || len(p) > maxPath:
+		return fmt.Errorf("path of %d bytes: want 1 to %d", len(p), maxPath)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("path %.80q holds a NUL byte", p)
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("path %.80q is not absolute", p)
+	case filepath.Clean(p) != p:
+		return fmt.Errorf("path %.80q is not clean (want %s)", p, filepath.Clean(p))
+	}
+	return nil
+}
+
+// within reports whether the clean path p lies strictly inside dir.
+func within(p, dir string) bool {
+	if !strings.HasSuffix(dir, string(filepath.Separator)) {
+		dir += string(filepath.Separator)
+	}
+	return strings.HasPrefix(p, dir)
+}
+
+// filesIndex is the index.json of a Files backup.
+type filesIndex struct {
+	Schema int `json:"schema"`
+	// Paths are the configured paths, in order.
+	Paths []string `json:"paths"`
+	// Entries start, for each configured path in order, with the path
+	// itself, followed (for a directory) by everything under it, parents
+	// before children. The data of entry i, if a file, is data/<i>.
+	Entries []fileEntry `json:"entries"`
+}
+
+type fileEntry struct {
+	Path string `json:"path"`
+	Type string `json:"type"`
+	// Mode holds the Unix permission bits, 0 to 07777.
+	Mode   uint32        `json:"mode,omitempty"`
+	Size   int64         `json:"size,omitempty"`
+	Digest verify.Digest `json:"digest,omitempty"`
+	Target string        `json:"target,omitempty"`
+}
+
+func dataName(i int) string { return filesDataDir + "/" + strconv.Itoa(i) }
+
+// Backup copies the configured paths into dir. See [Files].
+func (f *Files) Backup(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, filesDataDir), 0o700); err != nil {
+		return err
+	}
+	idx := filesIndex{Schema: filesSchema, Paths: f.paths}
+	for _, root := range f.paths {
+		if err := f.backupRoot(ctx, &idx, dir, root); err != nil {
+			return err
+		}
+	}
+	data, err := json.MarshalIndent(idx, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, filesIndexName), append(data, '\n'), 0o600)
+}
+
+func (f *Files) backupRoot(ctx context.Context, idx *filesIndex, dir, root string) error {
+	fi, err := os.Lstat(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		idx.Entries = append(idx.Entries, fileEntry{Path: root, Type: typeAbsent})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return f.backupEntry(ctx, idx, dir, root, fi)
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := d.Info() // lstat: symlinks are not followed
+		if err != nil {
+			return err
+		}
+		return f.backupEntry(ctx, idx, dir, p, fi)
+	})
+}
+
+func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string, fi fs.FileInfo) error {
+	if len(idx.Entries) >= MaxEntries {
+		return fmt.Errorf("%w: files hook %q: more than %d entries", ErrTooLarge, f.name, MaxEntries)
+	}
+	e := fileEntry{Path: p, Mode: unixMode(fi.Mode())}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		e.Type = typeFile
+		d, n, err := f.copyOut(ctx, p, fi, filepath.Join(dir, filepath.FromSlash(dataName(len(idx.Entries)))))
+		if err != nil {
+			return err
+		}
+		e.Size, e.Digest = n, d
+	case m.IsDir():
+		e.Type = typeDir
+	case m&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		e.Type, e.Mode, e.Target = typeSymlink, 0, t
+	default:
+		return fmt.Errorf("%w: %s is a %s", ErrUnsupported, p, typeName(m))
+	}
+	idx.Entries = append(idx.Entries, e)
+	return nil
+}
+
+// copyOut copies the regular file p (as lstat saw it in fi) to dst and
+// returns the digest and size of what it copied.
+func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst string) (verify.Digest, int64, error) {
+	src, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer src.Close()
+	// Lstat said regular file; make sure Open did not follow a symlink
+	// that took its place since.
+	if sfi, err := src.Stat(); err != nil {
+		return "", 0, err
+	} else if !os.SameFile(fi, sfi) {
+		return "", 0, fmt.Errorf("backup: %s changed while it was being backed up", p)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	d := verify.NewDigester(f.newHash)
+	_, err = copyCtx(ctx, io.MultiWriter(out, d), src)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return d.Digest(), d.Size(), nil
+}
+
+// Restore puts the configured paths back from dir. See [Files].
+func (f *Files) Restore(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	idx, err := f.readIndex(dir)
+	if err != nil {
+		return err
+	}
+	if err := f.verifyData(ctx, dir, idx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &restorer{f: f, dir: dir, idx: idx, dirty: map[string]bool{}}
+	// Entries come grouped by configured path, each group led by the
+	// path itself (checked by readIndex).
+	start := 0
+	for i := 1; i <= len(idx.Entries); i++ {
+		if i < len(idx.Entries) && !slices.Contains(f.paths, idx.Entries[i].Path) {
+			continue
+		}
+		if err := r.restoreRoot(ctx, start, i); err != nil {
+			return err
+		}
+		start = i
+	}
+	return r.sync()
+}
+
+// readIndex reads the index of the backup in dir and checks that it covers
+// exactly f's paths and stays inside them.
+func (f *Files) readIndex(dir string) (*filesIndex, error) {
+	data, err := readLimited(filepath.Join(dir, filesIndexName), MaxIndexSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported) {
+			return nil, &CorruptError{Path: filesIndexName, Reason: "unreadable index", Err: err}
+		}
+		return nil, err
+	}
+	var idx filesIndex
+	if err := jsonwire.Unmarshal(data, &idx); err != nil {
+		return nil, &CorruptError{Path: filesIndexName, Reason: "malformed index", Err: err}
+	}
+	if err := f.checkIndex(&idx); err != nil {
+		return nil, &CorruptError{Path: filesIndexName, Reason: err.Error()}
+	}
+	return &idx, nil
+}
+
+func (f *Files) checkIndex(idx *filesIndex) error {
+	if idx.Schema != filesSchema {
+		return fmt.Errorf("schema %d, want %d", idx.Schema, filesSchema)
+	}
+	if !slices.Equal(idx.Paths, f.paths) {
+		return fmt.Errorf("covers %q but hook %q is configured for %q", idx.Paths, f.name, f.paths)
+	}
+	if len(idx.Entries) > MaxEntries {
+		return fmt.Errorf("%d entries, limit %d", len(idx.Entries), MaxEntries)
+	}
+	types := make(map[string]string, len(idx.Entries))
+	next := 0 // the next configured path expected to lead a group
+	root := ""
+	for i, e := range idx.Entries {
+		if err := checkAbs(e.Path); err != nil {
+			return fmt.Errorf("entry %d: %v", i, err)
+		}
+		if _, dup := types[e.Path]; dup {
+			return fmt.Errorf("entry %d: %s listed twice", i, e.Path)
+		}
+		if next < len(f.paths) && e.Path == f.paths[next] {
+			root = e.Path
+			next++
+		} else {
+			// Inside the current configured path, whose entry and every
+			// directory above it come first: nothing is ever placed
+			// beneath a symlink or a file.
+			if root == "" || !within(e.Path, root) {
+				return fmt.Errorf("entry %d: %s lies outside the configured paths", i, e.Path)
+			}
+			if types[filepath.Dir(e.Path)] != typeDir {
+				return fmt.Errorf("entry %d: %s is not under a directory of the backup", i, e.Path)
+			}
+			if e.Type == typeAbsent {
+				return fmt.Errorf("entry %d: only a configured path can be absent", i)
+			}
+		}
+		if e.Mode > 0o7777 {
+			return fmt.Errorf("entry %d: mode %o", i, e.Mode)
+		}
+		switch e.Type {
+		case typeFile:
+			if e.Size < 0 {
+				return fmt.Errorf("entry %d: size %d", i, e.Size)
+			}
+			if err := e.Digest.Validate(); err != nil {
+				return fmt.Errorf("entry %d: %v", i, err)
+			}
+		case typeSymlink:
+			if e.Target == "" || len(e.Target) > maxPath || strings.IndexByte(e.Target, 0) >= 0 {
+				return fmt.Errorf("entry %d: bad symlink target", i)
+			}
+		case typeDir, typeAbsent:
+		default:
+			return fmt.Errorf("entry %d: type %.20q", i, e.Type)
+		}
+		types[e.Path] = e.Type
+	}
+	if next != len(f.paths) {
+		return fmt.Errorf("no entry for %s", f.paths[next])
+	}
+	return nil
+}
+
+// verifyData checks every file of the backup against the index.
+func (f *Files) verifyData(ctx context.Context, dir string, idx *filesIndex) error {
+	for i, e := range idx.Entries {
+		if e.Type != typeFile {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := dataName(i)
+		got, n, err := digestRegular(ctx, filepath.Join(dir, filepath.FromSlash(name)), f.newHash)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUnsupported) {
+				return &CorruptError{Path: name, Reason: "missing data of " + e.Path, Err: err}
+			}
+			return err
+		}
+		if n != e.Size {
+			return &CorruptError{Path: name, Reason: fmt.Sprintf("%d bytes, want %d", n, e.Size)}
+		}
+		if got != e.Digest {
+			return &CorruptError{Path: name, Reason: "content changed",
+				Err: &verify.DigestMismatchError{What: name, Index: -1, Want: e.Digest, Got: got}}
+		}
+	}
+	return nil
+}
+
+// restorer is the state of one Files.Restore.
+type restorer struct {
+	f   *Files
+	dir string
+	idx *filesIndex
+	// dirty holds the directories whose entries changed and need an fsync.
+	dirty map[string]bool
+}
+
+// restoreRoot restores the configured path led by entry start and followed
+// by its children up to entry end.
+func (r *restorer) restoreRoot(ctx context.Context, start, end int) error {
+	e := r.idx.Entries[start]
+	if e.Type != typeAbsent {
+		if err := r.ensureParent(e.Path); err != nil {
+			return err
+		}
+	}
+	switch e.Type {
+	case typeAbsent:
+		return r.remove(e.Path)
+	case typeFile:
+		return r.writeFile(ctx, start)
+	case typeSymlink:
+		return r.writeSymlink(e)
+	}
+	return r.restoreTree(ctx, start, end)
+}
+
+// restoreTree makes the directory of entry start identical to entries
+// start..end.
+func (r *restorer) restoreTree(ctx context.Context, start, end int) error {
+	root := r.idx.Entries[start].Path
+	// 1. Make the root a real directory, writable while we work in it.
+	if err := r.makeDir(root); err != nil {
+		return err
+	}
+	// 2. Remove what the backup does not have, or has as another type.
+	want := make(map[string]string, end-start)
+	for _, e := range r.idx.Entries[start+1 : end] {
+		want[e.Path] = e.Type
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if t := entryType(d.Type()); t == want[p] {
+			if t == typeDir {
+				// Writable while we work, so its children can change.
+				return os.Chmod(p, 0o700)
+			}
+			return nil
+		}
+		if err := r.remove(p); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// 3. Create and replace, parents first.
+	for i := start + 1; i < end; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := r.idx.Entries[i]
+		switch e.Type {
+		case typeDir:
+			err = r.makeDir(e.Path)
+		case typeFile:
+			err = r.writeFile(ctx, i)
+		case typeSymlink:
+			err = r.writeSymlink(e)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// 4. Final directory modes, children first, since a read-only parent
+	// would have refused its children; then sync them all.
+	for i := end - 1; i >= start; i-- {
+		if e := r.idx.Entries[i]; e.Type == typeDir {
+			if err := os.Chmod(e.Path, fileMode(e.Mode)); err != nil {
+				return err
+			}
+			r.dirty[e.Path] = true
+		}
+	}
+	return nil
+}
+
+// makeDir makes p a real directory, owner-writable for the restore; it
+// replaces a file or symlink in its way.
+func (r *restorer) makeDir(p string) error {
+	fi, err := os.Lstat(p)
+	switch {
+	case err == nil && fi.IsDir():
+		return os.Chmod(p, 0o700)
+	case err == nil:
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		return err
+	}
+	r.dirty[filepath.Dir(p)] = true
+	return nil
+}
+
+// ensureParent creates the missing parents of a configured path.
+func (r *restorer) ensureParent(p string) error {
+	var missing []string
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		_, err := os.Lstat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		r.dirty[filepath.Dir(d)] = true
+	}
+	return nil
+}
+
+// remove removes p, whatever it is, if it exists.
+func (r *restorer) remove(p string) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return err
+	}
+	r.dirty[filepath.Dir(p)] = true
+	return nil
+}
+
+// writeFile restores the file of entry i, unless the live file already
+// has the same content and mode.
+func (r *restorer) writeFile(ctx context.Context, i int) error {
+	e := r.idx.Entries[i]
+	mode := fileMode(e.Mode)
+	fi, err := os.Lstat(e.Path)
+	if err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size {
+		if d, _, err := digestRegular(ctx, e.Path, r.f.newHash); err == nil && d == e.Digest {
+			if unixMode(fi.Mode()) != e.Mode {
+				if err := os.Chmod(e.Path, mode); err != nil {
+					return err
+				}
+				r.dirty[filepath.Dir(e.Path)] = true
+			}
+			return nil
+		}
+	}
+	if err == nil && fi.IsDir() {
+		// A rename cannot replace a directory.
+		if err := r.remove(e.Path); err != nil {
+			return err
+		}
+	}
+	name := dataName(i)
+	src, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(name)))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return atomicfile.Write(e.Path, mode, func(w io.Writer) error {
+		d := verify.NewDigester(r.f.newHash)
+		// Check again as the bytes go out: the backup must not have
+		// changed since it was verified.
+		if _, err := copyCtx(ctx, io.MultiWriter(w, d), io.LimitReader(src, e.Size+1)); err != nil {
+			return err
+		}
+		if d.Size() != e.Size || d.Digest() != e.Digest {
+			return &CorruptError{Path: name, Reason: "changed during restore",
+				Err: &verify.DigestMismatchError{What: name, Index: -1, Want: e.Digest, Got: d.Digest()}}
+		}
+		return nil
+	})
+}
+
+// writeSymlink restores a symlink atomically, unless it is already there.
+func (r *restorer) writeSymlink(e fileEntry) error {
+	fi, err := os.Lstat(e.Path)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if t, err := os.Readlink(e.Path); err == nil && t == e.Target {
+			return nil
+		}
+	}
+	if err == nil && fi.IsDir() {
+		if err := r.remove(e.Path); err != nil {
+			return err
+		}
+	}
+	dir, base := filepath.Split(e.Path)
+	var tmp string
+	for range 10 {
+		tmp = filepath.Join(dir, fmt.Sprintf(".%s.tmp-%016x", base, rand.Uint64()))
+		if err = os.Symlink(e.Target, tmp); !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, e.Path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	r.dirty[filepath.Clean(dir)] = true
+	return nil
+}
+
+// sync fsyncs every directory whose entries changed.
+func (r *restorer) sync() error {
+	dirs := make([]string, 0, len(r.dirty))
+	for d := range r.dirty {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entryType is the index type of a directory entry's type bits.
+func entryType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return typeFile
+	case m.IsDir():
+		return typeDir
+	case m&fs.ModeSymlink != 0:
+		return typeSymlink
+	}
+	return "other"
+}
+
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "special file"
+}
+
+// unixMode returns the Unix permission bits of m.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+// fileMode returns the fs.FileMode of Unix permission bits u.
+func fileMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
