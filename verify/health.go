@@ -113,9 +113,15 @@ func runCheck(ctx context.Context, c Check) CheckResult {
 	select {
 	case err = <-done:
 	case <-cctx.Done():
-		// A check that ignores its context is abandoned, not awaited: a
-		// hung check must not hang the update.
-		err = context.Cause(cctx)
+		select {
+		case err = <-done:
+			// It finished as time ran out: its own verdict stands, rather
+			// than whichever case select happened to pick.
+		default:
+			// A check that ignores its context is abandoned, not awaited:
+			// a hung check must not hang the update.
+			err = context.Cause(cctx)
+		}
 	}
 	if err == nil {
 		return CheckResult{Name: c.Name, OK: true, Duration: time.Since(start)}
