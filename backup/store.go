@@ -304,7 +304,7 @@ func (s *Store) Create(ctx context.Context, label string, hooks []Hook) (Snapsho
 func callHook(ctx context.Context, fn func(context.Context, string) error, dir string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("backup: hook panicked: %v", p)
+			err = fmt.Errorf("panicked: %v", p)
 		}
 	}()
 	return fn(ctx, dir)
