@@ -69,6 +69,8 @@ const (
 // that did not exist is removed. Files already identical are left alone,
 // which spares the terminal's flash and makes a second Restore cheap.
 // Missing parent directories of a configured path are created (mode 0755).
+// If ctx is done midway, Restore stops between two files and returns
+// ctx.Err(); running it again completes the job.
 //
 // The index cannot steer Restore elsewhere: it must cover exactly the
 // configured paths, every entry must lie inside one of them, and nothing
@@ -168,6 +170,16 @@ func dataName(i int) string { return filesDataDir + "/" + strconv.Itoa(i) }
 func (f *Files) Backup(ctx context.Context, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range f.paths {
+		if abs == p || within(abs, p) {
+			// It would copy its own output.
+			return invalid("files hook %q: backup directory %s lies inside %s", f.name, abs, p)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(dir, filesDataDir), 0o700); err != nil {
 		return err

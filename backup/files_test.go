@@ -416,3 +416,15 @@ func TestFilesCancelledMidway(t *testing.T) {
 		t.Fatalf("Restore = %v, want context.Canceled", err)
 	}
 }
+
+func TestFilesBackupIntoItself(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "data", "x"), "x", 0o600)
+	h, err := NewFiles("data", filepath.Join(root, "data"))
+	must(t, err)
+	dir := filepath.Join(root, "data", "state", "backups", "hook")
+	must(t, os.MkdirAll(dir, 0o700))
+	if err := h.Backup(t.Context(), dir); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Backup into a configured directory = %v, want ErrInvalid", err)
+	}
+}
