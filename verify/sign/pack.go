@@ -282,7 +282,7 @@ func copyArtifact(ctx context.Context, w io.Writer, in io.Reader, chunker *verif
 			return rerr
 		}
 	}
-	if progress != nil {
+	if progress != nil && (done != reported || done == 0) {
 		progress(done, max(total, done))
 	}
 	return nil

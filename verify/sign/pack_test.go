@@ -277,25 +277,38 @@ func TestPackProgressAndCancel(t *testing.T) {
 	const size = 9<<20 + 5
 	in, _ := writeArtifact(t, "big.bin", size)
 
-	t.Run("progress", func(t *testing.T) {
-		cfg := packConfig(t, kd, in, filepath.Join(t.TempDir(), "out"))
-		var calls [][2]int64
-		cfg.Progress = func(done, total int64) { calls = append(calls, [2]int64{done, total}) }
-		if _, err := sign.Pack(context.Background(), cfg); err != nil {
-			t.Fatal(err)
-		}
-		if len(calls) < 2 || len(calls) > size/(1<<20)+1 {
-			t.Fatalf("%d progress calls: %v", len(calls), calls)
-		}
-		for i, c := range calls {
-			if c[1] != size || (i > 0 && c[0] <= calls[i-1][0]) {
-				t.Errorf("progress call %d: %v", i, c)
+	progressTests := []struct {
+		name  string
+		size  int
+		calls int
+	}{
+		{"empty", 0, 1},
+		{"smaller than a step", 100, 1},
+		{"a multiple of the step", 8 << 20, 2},
+		{"steps and a remainder", size, 3},
+	}
+	for _, tt := range progressTests {
+		t.Run("progress/"+tt.name, func(t *testing.T) {
+			in, _ := writeArtifact(t, "a.bin", tt.size)
+			cfg := packConfig(t, kd, in, filepath.Join(t.TempDir(), "out"))
+			var calls [][2]int64
+			cfg.Progress = func(done, total int64) { calls = append(calls, [2]int64{done, total}) }
+			if _, err := sign.Pack(context.Background(), cfg); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if last := calls[len(calls)-1]; last[0] != size {
-			t.Errorf("last progress call %v, want done = %d", last, size)
-		}
-	})
+			if len(calls) != tt.calls {
+				t.Fatalf("%d progress calls, want %d: %v", len(calls), tt.calls, calls)
+			}
+			for i, c := range calls {
+				if c[1] != int64(tt.size) || (i > 0 && c[0] <= calls[i-1][0]) {
+					t.Errorf("progress call %d: %v", i, c)
+				}
+			}
+			if last := calls[len(calls)-1]; last[0] != int64(tt.size) {
+				t.Errorf("last progress call %v, want done = %d", last, tt.size)
+			}
+		})
+	}
 	t.Run("cancelled during the copy", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parseDuration parses a positive duration: Go's syntax (720h, 1h30m) or a
+// whole number of days (90d).
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(24*time.Hour) {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("invalid duration %q: want e.g. 720h or 90d", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration %q must be positive", s)
+	}
+	return d, nil
+}
+
+// durationFlag is a flag.Value for parseDuration.
+type durationFlag struct{ d time.Duration }
+
+func (f *durationFlag) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	f.d = d
+	return nil
+}
+
+func (f *durationFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	if day := 24 * time.Hour; f.d%day == 0 && f.d != 0 {
+		return fmt.Sprintf("%dd", f.d/day)
+	}
+	return f.d.String()
+}
+
+// parseSize parses a byte count: an integer, optionally followed by K or M
+// (also KB, KiB, MB, MiB, any case), all binary: 64K is 65536.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"MIB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with K or M", s)
+	}
+	return n * mult, nil
+}
+
+// sizeFlag is a flag.Value for parseSize.
+type sizeFlag struct{ n int64 }
+
+func (f *sizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	f.n = n
+	return nil
+}
+
+func (f *sizeFlag) String() string {
+	switch {
+	case f == nil:
+		return ""
+	case f.n != 0 && f.n%(1<<20) == 0:
+		return fmt.Sprintf("%dM", f.n>>20)
+	case f.n != 0 && f.n%(1<<10) == 0:
+		return fmt.Sprintf("%dK", f.n>>10)
+	}
+	return strconv.FormatInt(f.n, 10)
+}
+
+// splitList splits s at sep, trims each item and drops empty ones.
+func splitList(s, sep string) []string {
+	var out []string
+	for _, item := range strings.Split(s, sep) {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// listFlag is a repeatable flag.Value; each value may hold several items
+// separated by sep.
+type listFlag struct {
+	sep   string
+	items []string
+}
+
+func (f *listFlag) Set(s string) error {
+	f.items = append(f.items, splitList(s, f.sep)...)
+	return nil
+}
+
+func (f *listFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return strings.Join(f.items, f.sep)
+}
