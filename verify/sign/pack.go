@@ -128,6 +128,11 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 	if st.Size() > verify.MaxArtifactSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, limit %d", verify.ErrTooLarge, cfg.In, st.Size(), int64(verify.MaxArtifactSize))
 	}
+	// Refuse now what the chunk limit would refuse after the copy.
+	if cs := m.Artifact.ChunkSize; st.Size() > verify.MaxChunks*cs {
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d chunks of %d: use a larger chunk size",
+			verify.ErrTooLarge, cfg.In, st.Size(), verify.MaxChunks, cs)
+	}
 
 	out, err := createOut(cfg.Out)
 	if err != nil {

@@ -233,6 +233,26 @@ func TestPackRefuses(t *testing.T) {
 	}
 }
 
+func TestPackTooManyChunks(t *testing.T) {
+	_, kd := newKeyDir(t, 1)
+	// A sparse file one byte past what MaxChunks chunks of the smallest
+	// size can describe: refused before a byte is copied.
+	in := filepath.Join(t.TempDir(), "huge.bin")
+	if err := os.WriteFile(in, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(in, verify.MaxChunks*verify.MinChunkSize+1); err != nil {
+		t.Skipf("cannot make a sparse file: %v", err)
+	}
+	cfg := packConfig(t, kd, in, filepath.Join(t.TempDir(), "out"))
+	if _, err := sign.Pack(context.Background(), cfg); !errors.Is(err, verify.ErrTooLarge) {
+		t.Fatalf("Pack() = %v, want ErrTooLarge", err)
+	}
+	if _, err := os.Stat(cfg.Out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused Pack created %s", cfg.Out)
+	}
+}
+
 func TestPackOutput(t *testing.T) {
 	_, kd := newKeyDir(t, 1)
 	in, _ := writeArtifact(t, "app.bin", 10)
