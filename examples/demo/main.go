@@ -1,0 +1,477 @@
+// Command demo runs a whole update on one machine: it generates keys, packs
+// and signs a simulated firmware 1.1.0, starts an update server on
+// 127.0.0.1, and starts 20 terminal agents at 1.0.0, each with its own state
+// directory, talking to the server over real HTTP. Every terminal waits for
+// two heartbeats since boot, downloads the release chunk by chunk, backs up
+// its transaction data, installs by replacing its firmware file, migrates
+// its data, and runs its health checks. One terminal's sign-in check fails:
+// it must roll back to 1.0.0 with its data restored byte for byte.
+//
+//	go run ./examples/demo
+//
+// It prints progress, then a table of terminal, from, to, outcome and time,
+// and exits 0 only if every terminal reached the end state it should.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/upkeephq/upkeep/examples/internal/terminal"
+	"github.com/upkeephq/upkeep/heartbeat"
+	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/update/server"
+	"github.com/upkeephq/upkeep/verify"
+	"github.com/upkeephq/upkeep/verify/sign"
+)
+
+func main() {
+	var o options
+	flag.IntVar(&o.terminals, "terminals", 20, "number of terminals")
+	flag.IntVar(&o.failing, "fail", 7, "the terminal whose sign-in check fails (0 for none)")
+	flag.Int64Var(&o.size, "size", 8<<20, "firmware size in bytes")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
+	flag.BoolVar(&o.verbose, "v", false, "log what the server and agents do")
+	flag.StringVar(&o.dir, "dir", "", "work directory (default: a temporary one, removed at the end)")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	terminals, failing int
+	size               int64
+	timeout            time.Duration
+	verbose            bool
+	dir                string
+}
+
+const (
+	model      = "P300"
+	component  = "firmware"
+	enrollment = "demo-enrollment-secret"
+	fromV      = "1.0.0"
+	toV        = "1.1.0"
+)
+
+// sim is one simulated terminal and what the demo expects of it.
+type sim struct {
+	name     string
+	fail     bool
+	dir      string
+	data     string            // the data directory backed up before install
+	original map[string][]byte // the data as it was before the update
+	term     *terminal.Terminal
+	mu       sync.Mutex
+	state    update.State
+	ended    time.Duration
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	start := time.Now()
+	logger := slog.New(slog.DiscardHandler)
+	if o.verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "upkeep-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	fmt.Fprintf(out, "upkeep demo: %d terminals, %s %s → %s\n\n", o.terminals, component, fromV, toV)
+
+	// Keys: a root (on every terminal) certifies a signing key (on the
+	// release server).
+	keys, err := sign.NewKeyDir(nil, time.Now().Add(-time.Minute), 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	ring, err := keys.KeyRing()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  keys       root %s certifies signing key %s\n", short(string(keys.RootPublic.ID)), short(string(keys.Signing.ID)))
+
+	// The release: a simulated firmware image, packed and signed.
+	oldFW, newFW := firmware(fromV, o.size), firmware(toV, o.size)
+	in := filepath.Join(dir, "firmware-"+toV+".bin")
+	if err := os.WriteFile(in, newFW, 0o644); err != nil {
+		return err
+	}
+	packed, err := sign.Pack(ctx, sign.PackConfig{
+		In: in, Out: filepath.Join(dir, "release"), Key: keys.Signing, Certs: []verify.Envelope{keys.Cert}, KeyRing: ring,
+		Manifest: verify.Manifest{Component: component, Version: toV, Kind: verify.KindFirmware,
+			Models: []string{model}, From: []string{"~1.0"}, Floor: fromV},
+	})
+	if err != nil {
+		return err
+	}
+	a := packed.Manifest.Artifact
+	fmt.Fprintf(out, "  release    %s: %s in %d chunks, signed, from ~1.0 only, model %s\n",
+		packed.Manifest.ID(), mib(a.Size), len(a.Chunks), model)
+
+	// The server, on a free loopback port.
+	srv, err := server.New(server.Config{Keys: ring, Enrollment: enrollment, HeartbeatInterval: time.Second, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if _, err := srv.Publish(ctx, packed.Dir, server.PublishOptions{}); err != nil {
+		return err
+	}
+	handler, err := srv.Handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	defer hs.Close()
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(out, "  server     %s, release published\n", base)
+
+	// The terminals.
+	sims := make([]*sim, o.terminals)
+	for i := range sims {
+		s := &sim{name: fmt.Sprintf("T%02d", i+1), fail: i+1 == o.failing, dir: filepath.Join(dir, fmt.Sprintf("t%02d", i+1))}
+		s.data = filepath.Join(s.dir, "data")
+		if err := s.setUp(i, oldFW); err != nil {
+			return err
+		}
+		s.term, err = terminal.Open(ctx, terminal.Options{
+			Server: base, Keys: ring, Enrollment: enrollment, Serial: fmt.Sprintf("SN%08d", 1000+i), Model: model,
+			StateDir: filepath.Join(s.dir, "state"), Component: component, Version: fromV,
+			InstallPath: filepath.Join(s.dir, "firmware.bin"), DataDir: s.data, MinBeats: 2,
+			Checks:  s.checks(),
+			Install: s.migrate,
+			Heartbeat: heartbeat.Config{Interval: time.Second, MinInterval: 200 * time.Millisecond,
+				InitialDelay: 300 * time.Millisecond},
+			Observe: func(st update.Status) { s.observe(st, start) },
+			Logger:  logger,
+		})
+		if err != nil {
+			return err
+		}
+		sims[i] = s
+	}
+	failNote := ""
+	if o.failing > 0 && o.failing <= o.terminals {
+		failNote = fmt.Sprintf(" (%s's sign-in check will fail)", sims[o.failing-1].name)
+	}
+	fmt.Fprintf(out, "  terminals  %d registered at %s, each with its own state directory%s\n\n", o.terminals, fromV, failNote)
+
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	for _, s := range sims {
+		g.Go(func() error {
+			if err := s.term.Run(gctx); !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	waitErr := progress(ctx, out, sims, srv, start)
+	stop()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	return results(out, sims, srv, oldFW, newFW)
+}
+
+// progress prints the count of terminals in each state as it changes, until
+// every terminal has ended and the server has every report.
+func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Server, start time.Time) error {
+	order := []update.State{update.StateIdle, update.StateGated, update.StateDownloading, update.StateDownloaded,
+		update.StateBackingUp, update.StateInstalling, update.StateVerifying, update.StateRollingBack,
+		update.StateCommitted, update.StateRolledBack}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		counts := map[update.State]int{}
+		ended := 0
+		for _, s := range sims {
+			s.mu.Lock()
+			counts[s.state]++
+			if s.ended > 0 {
+				ended++
+			}
+			s.mu.Unlock()
+		}
+		var parts []string
+		for _, st := range order {
+			if counts[st] > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", st, counts[st]))
+			}
+		}
+		if line := strings.Join(parts, " · "); line != last {
+			fmt.Fprintf(out, "  [%5.2fs] %s\n", time.Since(start).Seconds(), line)
+			last = line
+		}
+		if ended == len(sims) && reported(srv, len(sims)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not every terminal finished in time (%d of %d): %w", ended, len(sims), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func reported(srv *server.Server, n int) bool {
+	got := 0
+	for _, t := range srv.Terminals() {
+		if t.LastResult != nil && t.LastResult.Release == component+"@"+toV {
+			got++
+		}
+	}
+	return got == n
+}
+
+func (s *sim) observe(st update.Status, start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case st.State == update.StateIdle && st.Last != nil:
+		// The update ended: show how.
+		if st.Last.Outcome == transport.OutcomeCommitted {
+			s.state = update.StateCommitted
+		} else {
+			s.state = update.StateRolledBack
+		}
+		s.ended = time.Since(start)
+	case st.State == update.StateCommitted || st.State == update.StateRolledBack:
+	case st.State == update.StateOffered:
+		s.state = update.StateGated
+	default:
+		s.state = st.State
+	}
+}
+
+// results prints the table and checks every terminal against what it
+// should have ended as.
+func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte) error {
+	byID := map[string]server.Terminal{}
+	for _, t := range srv.Terminals() {
+		byID[t.DeviceID] = t
+	}
+	fmt.Fprintf(out, "\n  %-8s  %-5s  %-5s  %-11s  %-13s  %6s  %s\n", "TERMINAL", "FROM", "TO", "OUTCOME", "REASON", "TIME", "DATA")
+	var problems []string
+	committed, rolledBack := 0, 0
+	for _, s := range sims {
+		st := s.term.Agent.Status()
+		fw, _ := os.ReadFile(filepath.Join(s.dir, "firmware.bin"))
+		data, err := snapshot(s.data)
+		if err != nil {
+			return err
+		}
+		installed := ""
+		for _, c := range st.Components {
+			if c.Name == component {
+				installed = c.Version
+			}
+		}
+		var outcome transport.Outcome
+		var reason transport.Reason
+		if st.Last != nil {
+			outcome, reason = st.Last.Outcome, st.Last.Reason
+		}
+		dataNote := "migrated"
+		if s.fail {
+			dataNote = "restored byte for byte"
+			switch {
+			case outcome != transport.OutcomeRolledBack || reason != transport.ReasonHealth:
+				problems = append(problems, fmt.Sprintf("%s: outcome %s (%s), want rolled_back (health_failed)", s.name, outcome, reason))
+			case installed != fromV || !bytes.Equal(fw, oldFW):
+				problems = append(problems, fmt.Sprintf("%s: not back on %s", s.name, fromV))
+			case !sameData(data, s.original):
+				dataNote = "NOT RESTORED"
+				problems = append(problems, fmt.Sprintf("%s: data differs from the backup", s.name))
+			default:
+				rolledBack++
+			}
+		} else {
+			switch {
+			case outcome != transport.OutcomeCommitted:
+				problems = append(problems, fmt.Sprintf("%s: outcome %s (%s), want committed", s.name, outcome, reason))
+			case installed != toV || !bytes.Equal(fw, newFW):
+				problems = append(problems, fmt.Sprintf("%s: not on %s", s.name, toV))
+			case !bytes.HasPrefix(data["transactions.db"], []byte("schema=2\n")):
+				dataNote = "NOT MIGRATED"
+				problems = append(problems, fmt.Sprintf("%s: data not migrated", s.name))
+			default:
+				committed++
+			}
+		}
+		if t, ok := byID[s.term.DeviceID]; !ok || t.LastResult == nil || t.LastResult.Outcome != outcome {
+			problems = append(problems, fmt.Sprintf("%s: the server has no matching report", s.name))
+		}
+		fmt.Fprintf(out, "  %-8s  %-5s  %-5s  %-11s  %-13s  %5.2fs  %s\n", s.name, fromV, installed, outcome, reason, s.ended.Seconds(), dataNote)
+	}
+	online := 0
+	for _, t := range byID {
+		if t.Online {
+			online++
+		}
+	}
+	fmt.Fprintf(out, "\n  server: %d terminals enrolled, %d online, a report from each\n", len(byID), online)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(out, "  FAIL", p)
+		}
+		return fmt.Errorf("%d terminals did not end as they should", len(problems))
+	}
+	fmt.Fprintf(out, "  PASS: %d committed on %s; %d rolled back to %s with data restored byte for byte\n", committed, toV, rolledBack, fromV)
+	return nil
+}
+
+// setUp gives a terminal its factory firmware and its data: a transaction
+// journal, e-signature files and parameters, different on every terminal.
+func (s *sim) setUp(i int, fw []byte) error {
+	r := rand.New(rand.NewPCG(uint64(i), 42))
+	files := map[string][]byte{
+		"transactions.db":      randomBytes(r, 64<<10),
+		"esign/000123.sig":     randomBytes(r, 3000),
+		"esign/000124.sig":     randomBytes(r, 2800),
+		"params/terminal.json": []byte(fmt.Sprintf(`{"merchant":"M%06d","batch":%d,"trace":%d}`, 4000+i, 17, 900+i)),
+	}
+	for name, b := range files {
+		p := filepath.Join(s.data, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+	}
+	s.original = files
+	return os.WriteFile(filepath.Join(s.dir, "firmware.bin"), fw, 0o755)
+}
+
+// migrate is the new version's data migration: it rewrites the journal in
+// a new schema and adds an index. A rollback must undo it.
+func (s *sim) migrate(ctx context.Context, a *update.Artifact) error {
+	db := filepath.Join(s.data, "transactions.db")
+	b, err := os.ReadFile(db)
+	if err != nil {
+		return err
+	}
+	if bytes.HasPrefix(b, []byte("schema=2\n")) {
+		return nil // already migrated: installs must be idempotent
+	}
+	if err := os.WriteFile(db, append([]byte("schema=2\n"), b...), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.data, "esign", "index.v2"), []byte("000123\n000124\n"), 0o644)
+}
+
+// checks are run after the install: the firmware starts, sign-in (签到)
+// succeeds, the echo test passes. The failing terminal's host refuses its
+// sign-in.
+func (s *sim) checks() []verify.Check {
+	return []verify.Check{
+		{Name: "firmware-starts", Timeout: 5 * time.Second, Run: func(ctx context.Context) error {
+			b, err := os.ReadFile(filepath.Join(s.dir, "firmware.bin"))
+			if err != nil {
+				return err
+			}
+			if !bytes.HasPrefix(b, []byte("SIMFW ")) {
+				return errors.New("not a firmware image")
+			}
+			return nil
+		}},
+		{Name: "sign-in", Timeout: 5 * time.Second, Run: func(ctx context.Context) error {
+			if s.fail {
+				return errors.New("host refused sign-in: working-key check value mismatch (simulated)")
+			}
+			return nil
+		}},
+		{Name: "echo-test", Timeout: 5 * time.Second, Run: func(ctx context.Context) error { return nil }},
+	}
+}
+
+func firmware(v string, size int64) []byte {
+	b := make([]byte, size)
+	var seed [32]byte
+	copy(seed[:], "upkeep demo firmware "+v)
+	rand.NewChaCha8(seed).Read(b)
+	copy(b, "SIMFW "+v+"\n")
+	return b
+}
+
+func randomBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func snapshot(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	return files, err
+}
+
+func sameData(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !bytes.Equal(a[k], b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func short(s string) string { return s[:min(12, len(s))] }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -1,0 +1,214 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/upkeephq/upkeep/backup"
+	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/verify"
+)
+
+// Source is the part of the protocol the agent speaks. A transport.Client
+// satisfies it.
+type Source interface {
+	Check(ctx context.Context, req *transport.CheckRequest) (*transport.CheckResponse, error)
+	OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error)
+	Report(ctx context.Context, req *transport.ReportRequest) (*transport.ReportResponse, error)
+}
+
+// Artifact is a verified artifact handed to an [Installer].
+type Artifact struct {
+	// Manifest is the verified manifest of the release.
+	Manifest *verify.Manifest
+	// Path is the artifact's file, verified chunk by chunk. It stays in
+	// place until the update ends.
+	Path string
+	// From is the version installed before, "" if none.
+	From string
+}
+
+// Installer does the platform's part: an A/B slot switch, a package
+// manager, a file swap. Both methods must be idempotent: after a power cut
+// the agent calls the one that was running again, from the start.
+type Installer interface {
+	// Install puts the artifact in place of the installed version.
+	Install(ctx context.Context, a *Artifact) error
+	// Rollback puts back the version that was installed before Install.
+	Rollback(ctx context.Context, a *Artifact) error
+}
+
+// Committer is an optional ability of an [Installer]: Commit makes an
+// install permanent once health checks passed (mark the A/B slot good,
+// drop the previous version). It must be idempotent.
+type Committer interface {
+	Commit(ctx context.Context, a *Artifact) error
+}
+
+// Stage is the step a [Gate] is asked about.
+type Stage string
+
+const (
+	StageDownload Stage = "download"
+	StageInstall  Stage = "install"
+)
+
+// GateRequest is what a [Gate] is asked: may the agent start Stage of this
+// release now?
+type GateRequest struct {
+	Stage    Stage
+	Manifest *verify.Manifest
+	Policy   transport.Policy
+}
+
+// Gate decides whether the terminal may act now. It returns nil to go, or a
+// [*NotNowError] (see [NotNow]) to wait: the agent records the reason in
+// its status and asks again after the given time. Any other error holds
+// the update back too, and is logged. Gates must not block for long.
+type Gate func(ctx context.Context, req GateRequest) error
+
+// Device is what the terminal is, as checks report it.
+type Device struct {
+	Model            string
+	HardwareRevision string
+	// Channel is the release channel; empty means the default.
+	Channel string
+}
+
+// Progress is a download's progress.
+type Progress struct {
+	Release    string
+	Done       int64 // bytes verified, including any found on disk
+	Total      int64
+	Chunks     int // chunks verified
+	ChunkTotal int
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultCheckInterval   = time.Hour
+	DefaultMaxArtifactSize = 8 << 30
+	DefaultChunkAttempts   = 3
+	DefaultKeepBackups     = 3
+	DefaultMaxDownloadRuns = 10
+)
+
+// Config configures an [Agent]. Source, Keys, Installer, StateDir and
+// Device.Model are required; every other zero value has a default.
+type Config struct {
+	// Source is the update server's protocol client.
+	Source Source
+	// Keys holds the root keys releases must chain to.
+	Keys *verify.KeyRing
+	// Installer installs and rolls back artifacts.
+	Installer Installer
+	// StateDir holds the journal, downloads, backups and the report outbox.
+	// It must be on storage that survives a reboot.
+	StateDir string
+	// Device describes the terminal.
+	Device Device
+	// Installed maps each component to its factory version. It is read
+	// only when the state directory has no journal yet; afterwards the
+	// journal is the record of what is installed.
+	Installed map[string]string
+	// Backups are the hooks that snapshot what must survive an update
+	// (transaction journal, e-signatures, parameters). Nil means none.
+	Backups []backup.Hook
+	// KeepBackups is how many snapshots to keep; 0 means DefaultKeepBackups.
+	KeepBackups int
+	// Checks run after install; all must pass within their timeouts or the
+	// update rolls back. Nil means none.
+	Checks []verify.Check
+	// Gate says when the agent may download and install; nil means always.
+	Gate Gate
+	// CheckInterval is how often Run checks for updates without a nudge;
+	// 0 means DefaultCheckInterval. Each wait is jittered by ±10%.
+	CheckInterval time.Duration
+	// MaxArtifactSize refuses larger artifacts; 0 means DefaultMaxArtifactSize.
+	MaxArtifactSize int64
+	// ChunkAttempts is how often a chunk whose hash differs is fetched
+	// before the download fails; 0 means DefaultChunkAttempts.
+	ChunkAttempts int
+	// MaxDownloadRuns is how many passes may fail to download a release
+	// (network down, server errors) before it is given up as refused;
+	// 0 means DefaultMaxDownloadRuns.
+	MaxDownloadRuns int
+	// Progress, if set, is called as chunks are verified. It must not block.
+	Progress func(Progress)
+	// Observe, if set, is called with the agent's status after every
+	// journaled state change (for a screen that says "updating, do not
+	// power off"). It runs on the updating goroutine and must not block.
+	Observe func(Status)
+	// NewHash returns the hash for chunks; nil means verify.NewHash.
+	NewHash func() hash.Hash
+	// Now returns the time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives the agent's log; nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Source == nil {
+		errs = append(errs, errors.New("Source is required"))
+	}
+	if c.Keys == nil {
+		errs = append(errs, errors.New("Keys is required: the agent never installs unverified releases"))
+	}
+	if c.Installer == nil {
+		errs = append(errs, errors.New("Installer is required"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("StateDir is required"))
+	}
+	if err := verify.CheckName("model", c.Device.Model); err != nil {
+		errs = append(errs, fmt.Errorf("Device.Model: %w", err))
+	}
+	if c.MaxArtifactSize < 0 || c.KeepBackups < 0 || c.ChunkAttempts < 0 || c.CheckInterval < 0 || c.MaxDownloadRuns < 0 {
+		errs = append(errs, errors.New("negative limits are not allowed"))
+	}
+	names := map[string]bool{}
+	for _, h := range c.Backups {
+		if h == nil || names[h.Name()] {
+			errs = append(errs, errors.New("backup hooks must be non-nil with unique names"))
+			break
+		}
+		names[h.Name()] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("update: invalid config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.CheckInterval == 0 {
+		c.CheckInterval = DefaultCheckInterval
+	}
+	if c.MaxArtifactSize == 0 {
+		c.MaxArtifactSize = DefaultMaxArtifactSize
+	}
+	if c.ChunkAttempts == 0 {
+		c.ChunkAttempts = DefaultChunkAttempts
+	}
+	if c.KeepBackups == 0 {
+		c.KeepBackups = DefaultKeepBackups
+	}
+	if c.MaxDownloadRuns == 0 {
+		c.MaxDownloadRuns = DefaultMaxDownloadRuns
+	}
+	if c.NewHash == nil {
+		c.NewHash = verify.NewHash
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

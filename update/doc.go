@@ -1,0 +1,32 @@
+// Package update is the terminal's update agent: a journaled state machine
+// that takes one release at a time from offer to commit, or back.
+//
+//	idle → offered → gated → downloading → downloaded → backing-up →
+//	installing → verifying → committed
+//	                         └→ rolling-back → rolled-back
+//	(refused before installing: → failed)
+//
+// Each transition is written to a journal in the state directory (temp
+// file, fsync, rename, fsync the directory) before its side effects begin,
+// so after a power cut [Agent.Update] knows exactly where it stopped and
+// resumes or rolls back. Downloads need no journal of their own: what is on
+// disk is verified chunk by chunk against the signed manifest before it is
+// trusted.
+//
+// The vendor supplies the platform parts through small interfaces and
+// functions in [Config]: the [Source] (a transport.Client), the
+// [Installer], the backup hooks, the health checks and a [Gate] that says
+// when the terminal may act (not during a sale, inside the maintenance
+// window...). Everything else — verification, download, backup, journal,
+// rollback, reports — is the agent's.
+//
+// The agent refuses, before anything is installed: a bundle that is
+// unsigned, signed by an unknown key, tampered with or expired; a release
+// for another model or hardware revision, or one the installed version may
+// not upgrade from; a version below the anti-rollback floor; an artifact
+// larger than allowed; a chunk whose hash differs. Each outcome is
+// reported to the server with a reason code through a durable outbox.
+//
+// An Agent is safe for concurrent use; [Agent.Update] runs one pass at a
+// time and [Agent.Run] loops it.
+package update

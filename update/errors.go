@@ -1,0 +1,46 @@
+package update
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrBusy is returned by [Agent.Update] while another pass is running.
+	ErrBusy = errors.New("update: an update pass is already running")
+	// ErrJournal reports a journal that cannot be read or written; the
+	// agent stops rather than guess where it was.
+	ErrJournal = errors.New("update: journal")
+	// ErrNeedsAttention reports a rollback that failed: the terminal may be
+	// in neither version and needs a person. The agent retries the
+	// rollback on every pass.
+	ErrNeedsAttention = errors.New("update: rollback failed, terminal needs attention")
+)
+
+// NotNowError is what a [Gate] returns to hold an update back: ask again
+// after After, because Reason. It is not a failure.
+type NotNowError struct {
+	Stage  Stage
+	After  time.Duration
+	Reason string
+}
+
+func (e *NotNowError) Error() string {
+	return fmt.Sprintf("update: not now (%s): %s; ask again in %s", e.Stage, e.Reason, e.After)
+}
+
+// NotNow builds the error a Gate returns to say "not now".
+func NotNow(after time.Duration, reason string) error {
+	return &NotNowError{After: after, Reason: reason}
+}
+
+// StepError is an update step that failed: which state the agent was in,
+// and why. Result.Err holds one when an update ends other than committed.
+type StepError struct {
+	State State
+	Err   error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("update: %s: %v", e.State, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
