@@ -101,7 +101,7 @@ func TestHandlerJSON(t *testing.T) {
 		{"check", "POST", transport.PathCheck, "application/json", "ok", strings.NewReader(`{"model":"A920","components":[]}`), 200, ""},
 		{"report", "POST", transport.PathReport, "application/json", "ok", strings.NewReader(`{"id":"r1","release":"","to":"","phase":"","outcome":"refused","reason":"ok","at":"2026-01-01T00:00:00Z"}`), 200, ""},
 		{"oversize", "POST", transport.PathHeartbeat, "application/json", "ok", strings.NewReader(`{"seq":1,"state":"` + strings.Repeat("x", limit) + `"}`), 413, transport.CodeTooLarge},
-		{"oversize, length unknown", "POST", transport.PathHeartbeat, "application/json", "ok", io.MultiReader(strings.NewReader(`{"seq":1,"state":"`+strings.Repeat("x", limit)+`"}`)), 413, transport.CodeTooLarge},
+		{"oversize, length unknown", "POST", transport.PathHeartbeat, "application/json", "ok", io.MultiReader(strings.NewReader(`{"seq":1,"state":"` + strings.Repeat("x", limit) + `"}`)), 413, transport.CodeTooLarge},
 		{"unknown field", "POST", transport.PathHeartbeat, "application/json", "ok", strings.NewReader(`{"seq":1,"extra":2}`), 400, transport.CodeBadRequest},
 		{"trailing data", "POST", transport.PathHeartbeat, "application/json", "ok", strings.NewReader(`{"seq":1}{"seq":2}`), 400, transport.CodeBadRequest},
 		{"empty body", "POST", transport.PathHeartbeat, "application/json", "ok", strings.NewReader(``), 400, transport.CodeBadRequest},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -144,7 +145,10 @@ func wireError(ctx context.Context, err error) error {
 		out.RetryAfter = time.Duration(seconds(e.RetryAfter)) * time.Second
 	}
 	if e.Code.Status() == http.StatusInternalServerError && e.Code != transport.CodeInternal {
-		out.Code = transport.CodeForStatus(out.Status) // a code the client does not know
+		// A code the client does not know: httptransport.Client falls back
+		// on the status and keeps the code in the message.
+		out.Code = transport.CodeForStatus(out.Status)
+		out.Message = fmt.Sprintf("%.64s: %s", e.Code, e.Message)
 	}
 	return out
 }
