@@ -287,7 +287,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 		}
 		return false, a.refuseOffer(ctx, bundleKey, id, to, err)
 	}
-	key := releaseKey(m)
+	key := releaseKey(m.ID(), m.Artifact.Digest)
 	a.mu.Lock()
 	seen = a.j.refused(key)
 	a.mu.Unlock()
@@ -300,7 +300,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 	a.mu.Unlock()
 	u := &inflight{
 		ID: newID(), State: StateOffered, Bundle: offer.Bundle, ArtifactURL: offer.ArtifactURL, Policy: offer.Policy,
-		Release: m.ID(), Component: m.Component, From: from, To: m.Version, Accepted: a.cfg.Now(),
+		Release: m.ID(), Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version, Accepted: a.cfg.Now(),
 	}
 	if err := a.update(func(j *journal) { j.Update = u }); err != nil {
 		return false, Result{State: StateIdle, Release: m.ID(), Err: err}
@@ -337,6 +337,11 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 	for {
 		u := a.current()
 		res := Result{Release: u.Release, From: u.From, To: u.To, State: u.State}
+		switch u.State {
+		case StateCommitted, StateRolledBack, StateFailed:
+			// The end is known; it needs no bundle to be reported.
+			return a.finish(ctx, u)
+		}
 		m, err := a.open(u)
 		if err != nil {
 			if u.State.installed() {
@@ -497,9 +502,6 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				return res, err
 			}
 
-		case StateCommitted, StateRolledBack, StateFailed:
-			return a.finish(ctx, u, m)
-
 		default:
 			return res, fmt.Errorf("%w: unknown state %q", ErrJournal, u.State)
 		}
@@ -513,7 +515,7 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 // the clock says now.
 func (a *Agent) open(u *inflight) (*verify.Manifest, error) {
 	at := a.cfg.Now()
-	if u.State.installed() || u.State == StateFailed {
+	if u.State.installed() {
 		at = u.Accepted
 	}
 	return a.cfg.Keys.Open(u.Bundle, at)
@@ -565,7 +567,7 @@ func (a *Agent) backup(ctx context.Context, u *inflight) (string, error) {
 }
 
 func (a *Agent) artifactFor(u *inflight, m *verify.Manifest) *Artifact {
-	final, _ := artifactPaths(a.dir, m)
+	final, _ := artifactPaths(a.dir, m.Artifact.Digest)
 	return &Artifact{Manifest: m, Path: final, From: u.From}
 }
 
@@ -624,21 +626,23 @@ func (a *Agent) fail(u *inflight, cause error) error {
 // journal to idle. The report is queued before the journal moves on, so a
 // power cut in between sends it twice (the ID makes that harmless), never
 // not at all.
-func (a *Agent) finish(ctx context.Context, u *inflight, m *verify.Manifest) (Result, error) {
+func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 	rep := a.reportFor(u, u.Outcome, u.Reason, nil)
 	if err := a.box.add(rep); err != nil {
 		a.log.Error("update: cannot queue report", "err", err)
 	}
-	final, partial := artifactPaths(a.dir, m)
-	os.Remove(final)
-	os.Remove(partial)
+	if u.Digest.Validate() == nil {
+		final, partial := artifactPaths(a.dir, u.Digest)
+		os.Remove(final)
+		os.Remove(partial)
+	}
 	if err := a.store.Prune(); err != nil {
 		a.log.Warn("update: pruning backups", "err", err)
 	}
 	last := &transport.Result{Release: u.Release, Outcome: u.Outcome, Reason: u.Reason, At: rep.At}
 	err := a.update(func(j *journal) {
 		if u.Outcome != transport.OutcomeCommitted {
-			j.refuse(releaseKey(m))
+			j.refuse(releaseKey(u.Release, u.Digest))
 		}
 		j.Update, j.Last = nil, last
 	})
@@ -751,7 +755,7 @@ func isVerification(err error) bool {
 	return errors.Is(err, verify.ErrDigestMismatch) || errors.Is(err, verify.ErrTooLarge) || errors.Is(err, verify.ErrMalformed)
 }
 
-func releaseKey(m *verify.Manifest) string { return m.ID() + " " + string(m.Artifact.Digest) }
+func releaseKey(id string, d verify.Digest) string { return id + " " + string(d) }
 
 func hashHex(b []byte) string {
 	s := sha256.Sum256(b)

@@ -199,8 +199,10 @@ func TestRefusals(t *testing.T) {
 			reason: transport.ReasonExpired, is: verify.ErrExpired,
 		},
 		{
-			name:   "another model",
-			offer:  func(f *fixture) []byte { return f.release("1.1.0", 10_000, func(m *verify.Manifest) { m.Models = []string{"A920"} }).Bundle },
+			name: "another model",
+			offer: func(f *fixture) []byte {
+				return f.release("1.1.0", 10_000, func(m *verify.Manifest) { m.Models = []string{"A920"} }).Bundle
+			},
 			reason: transport.ReasonIncompatible,
 		},
 		{
@@ -211,8 +213,10 @@ func TestRefusals(t *testing.T) {
 			reason: transport.ReasonIncompatible,
 		},
 		{
-			name:   "from-version not allowed",
-			offer:  func(f *fixture) []byte { return f.release("1.1.0", 10_000, func(m *verify.Manifest) { m.From = []string{"~0.9"} }).Bundle },
+			name: "from-version not allowed",
+			offer: func(f *fixture) []byte {
+				return f.release("1.1.0", 10_000, func(m *verify.Manifest) { m.From = []string{"~0.9"} }).Bundle
+			},
 			reason: transport.ReasonIncompatible,
 		},
 		{
@@ -506,8 +510,8 @@ func TestResumeAfterInterruption(t *testing.T) {
 // cancelingHook is a backup hook whose restore stops the agent.
 type cancelingHook struct{ cancel func() }
 
-func (cancelingHook) Name() string                                  { return "canceler" }
-func (cancelingHook) Backup(ctx context.Context, dir string) error  { return nil }
+func (cancelingHook) Name() string                                    { return "canceler" }
+func (cancelingHook) Backup(ctx context.Context, dir string) error    { return nil }
 func (h cancelingHook) Restore(ctx context.Context, dir string) error { h.cancel(); return ctx.Err() }
 
 func TestRollbackFailureNeedsAttention(t *testing.T) {

@@ -33,15 +33,15 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-func artifactPaths(dir string, m *verify.Manifest) (final, partial string) {
-	base := filepath.Join(dir, m.Artifact.Digest.Hex())
+func artifactPaths(dir string, d verify.Digest) (final, partial string) {
+	base := filepath.Join(dir, d.Hex())
 	return base + ".bin", base + ".partial"
 }
 
 // fetch returns the path of the verified artifact.
 func (d *downloader) fetch(ctx context.Context, m *verify.Manifest, url, dir string) (string, error) {
 	a := &m.Artifact
-	final, partial := artifactPaths(dir, m)
+	final, partial := artifactPaths(dir, a.Digest)
 	if f, err := os.Open(final); err == nil {
 		err = verify.VerifyChunks(ctx, f, a, d.newHash)
 		f.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/verify"
 )
 
 // State is where an update stands.
@@ -93,6 +94,7 @@ type inflight struct {
 	ArtifactURL string           `json:"artifact_url,omitempty"`
 	Policy      transport.Policy `json:"policy"`
 	Release     string           `json:"release"`
+	Digest      verify.Digest    `json:"digest"` // the artifact's
 	Component   string           `json:"component"`
 	From        string           `json:"from,omitempty"`
 	To          string           `json:"to"`
