@@ -45,7 +45,7 @@ func (c *Client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 		return nil, err
 	}
 	if req.Length == 0 {
-		return &emptyBody{}, nil
+		return emptyBody{}, nil
 	}
 	hr, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -183,6 +183,12 @@ func skip(ctx context.Context, body io.Reader, n int64) error {
 	}
 	return nil
 }
+
+// emptyBody is an artifact reader of zero bytes.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
 
 // onlyReader hides any WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
 type onlyReader struct{ io.Reader }

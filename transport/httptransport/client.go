@@ -1,7 +1,6 @@
 package httptransport
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -259,7 +258,8 @@ func (c *Client) Token() string {
 }
 
 // SetToken replaces the device token, e.g. with one restored from the
-// terminal's storage.
+// terminal's storage. A token that cannot travel in a header (empty is
+// fine: no token) makes later calls fail with [ErrConfig].
 func (c *Client) SetToken(token string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -369,7 +369,7 @@ func (c *Client) authorize(req *http.Request) error {
 		return nil // the server answers 401, as it should
 	}
 	if err := checkToken(tok); err != nil {
-		return fmt.Errorf("%w: device token: %v", ErrBadResponse, err)
+		return fmt.Errorf("%w: device token: %v", ErrConfig, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return nil
@@ -473,8 +473,3 @@ func saturatingAdd(a, b int) int {
 	}
 	return a + b
 }
-
-// emptyBody is an artifact reader of zero bytes.
-type emptyBody struct{ bytes.Reader }
-
-func (emptyBody) Close() error { return nil }

@@ -228,7 +228,8 @@ func (s *Server) unpublishLocked(component, version string) bool {
 	return true
 }
 
-// FailNext makes the next n calls, of any kind, fail with code.
+// FailNext makes the next n calls, of any kind, fail with code, replacing
+// what an earlier FailNext left pending. n <= 0 clears it.
 func (s *Server) FailNext(n int, code transport.Code) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,7 +238,8 @@ func (s *Server) FailNext(n int, code transport.Code) {
 
 // FailNextCall makes the next n calls of one kind ([CallRegister],
 // [CallHeartbeat], [CallCheck], [CallArtifact], [CallReport]) fail with
-// code. It is checked before [Server.FailNext].
+// code, replacing what is pending for that kind. It is checked before
+// [Server.FailNext].
 func (s *Server) FailNextCall(call string, n int, code transport.Code) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
