@@ -10,10 +10,12 @@ import (
 	"github.com/upkeephq/upkeep/verify"
 )
 
-// DefaultIssued and DefaultExpires return the validity that [NewKeys] and
-// [Keys.NewRelease] give when told none: a span covering both the real
-// clock and synctest's (which starts at 2000-01-01 UTC).
-func DefaultIssued() time.Time  { return time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }
+// DefaultIssued is the start of the validity [NewKeys] and
+// [Keys.NewRelease] give when told none, 1999-01-01 UTC: before both the
+// real clock and synctest's (which starts at 2000-01-01 UTC).
+func DefaultIssued() time.Time { return time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// DefaultExpires is the end of that validity, 2199-01-01 UTC.
 func DefaultExpires() time.Time { return time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // Keys signs test releases the way a release server does, with nothing
