@@ -673,9 +673,16 @@ func (a *Agent) reportFor(u *inflight, outcome transport.Outcome, reason transpo
 	}
 }
 
+// Flush sends the reports waiting in the outbox, oldest first, and
+// returns the error that stopped it, if any; unsent reports stay queued.
+// Every pass flushes on its own; call Flush before a planned shutdown.
+func (a *Agent) Flush(ctx context.Context) error {
+	return a.box.flush(ctx, a.cfg.Source)
+}
+
 // flush sends queued reports; failures wait for the next pass.
 func (a *Agent) flush(ctx context.Context) {
-	if err := a.box.flush(ctx, a.cfg.Source); err != nil && ctx.Err() == nil {
+	if err := a.Flush(ctx); err != nil && ctx.Err() == nil {
 		a.log.Info("update: reports wait for the network", "err", err)
 	}
 }

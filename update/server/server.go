@@ -352,6 +352,16 @@ func (s *Server) Report(ctx context.Context, deviceID string, req *transport.Rep
 		d.history = d.history[len(d.history)-maxHistory:]
 	}
 	d.last = &transport.Result{Release: req.Release, Outcome: req.Outcome, Reason: req.Reason, At: req.At}
+	if name, _, ok := strings.Cut(req.Release, "@"); ok && req.Outcome == transport.OutcomeCommitted {
+		// A commit says what the terminal now runs; do not wait for its
+		// next heartbeat to show it.
+		i := slices.IndexFunc(d.components, func(c transport.Component) bool { return c.Name == name })
+		if i < 0 {
+			d.components = append(d.components, transport.Component{Name: name})
+			i = len(d.components) - 1
+		}
+		d.components[i].Version = req.To
+	}
 	s.log.Info("server: report", "device", deviceID, "release", req.Release, "outcome", req.Outcome, "reason", req.Reason)
 	return &transport.ReportResponse{}, nil
 }

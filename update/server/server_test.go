@@ -143,7 +143,10 @@ func TestEndToEndOverHTTP(t *testing.T) {
 		if got, _ := os.ReadFile(target); !bytes.Equal(got, fw) {
 			t.Error("installed file differs from the release")
 		}
-		// A heartbeat brings the server up to date.
+		// The commit's report alone tells the server what the terminal runs.
+		if term := find(t, e.srv.Terminals(), id); len(term.Components) != 1 || term.Components[0].Version != "1.1.0" {
+			t.Errorf("after the report the server lists %+v, want firmware 1.1.0", term.Components)
+		}
 		hb, _ := a.Heartbeat(ctx)
 		hb.Seq = 1
 		if _, err := c.Heartbeat(ctx, hb); err != nil {

@@ -117,7 +117,11 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	t := &Terminal{DeviceID: id.DeviceID, Beats: &heartbeat.Counter{}, opts: o, client: client}
 	var hooks []backup.Hook
 	if o.DataDir != "" {
-		h, err := backup.NewFiles("pos-data", o.DataDir)
+		data, err := filepath.Abs(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		h, err := backup.NewFiles("pos-data", data)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,174 @@
+// Command terminal runs one simulated payment terminal against an upkeep
+// update server: it registers (once; its identity is kept in its state
+// directory), beats, and takes the releases offered to it, installing each
+// by replacing a file. Its state survives restarts and power cuts.
+//
+//	go run ./examples/terminal -server http://127.0.0.1:8080 -keys KEYS -state DIR \
+//	    -enrollment SECRET -serial SN0001 -model P300 [-once]
+//
+// KEYS needs only root.pub. The installed file is DIR/firmware.bin unless
+// -install says otherwise; -data names a directory snapshotted before every
+// install and restored on rollback. With -once the terminal exits after its
+// first update ends: 0 if it committed, 1 otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/upkeephq/upkeep/examples/internal/cli"
+	"github.com/upkeephq/upkeep/examples/internal/terminal"
+	"github.com/upkeephq/upkeep/heartbeat"
+	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update"
+)
+
+func main() {
+	err := run(os.Args[1:])
+	var exit exitError
+	switch {
+	case errors.As(err, &exit):
+		os.Exit(int(exit))
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "terminal:", err)
+		os.Exit(1)
+	}
+}
+
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("terminal", flag.ContinueOnError)
+	srvURL := fs.String("server", "http://127.0.0.1:8080", "update server base URL")
+	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub (required)")
+	state := fs.String("state", "", "state directory: identity, journal, downloads, backups (required)")
+	enrollment := fs.String("enrollment", "", "enrollment credential for the first registration")
+	serial := fs.String("serial", "", "serial number (default: derived from the state directory)")
+	model := fs.String("model", "P300", "terminal model")
+	hw := fs.String("hardware", "", "hardware revision")
+	component := fs.String("component", "firmware", "the installed component updates replace")
+	version := fs.String("version", "1.0.0", "factory version of the component (read on first start only)")
+	install := fs.String("install", "", "file updates replace (default STATE/firmware.bin)")
+	data := fs.String("data", "", "directory backed up before each install and restored on rollback")
+	beats := fs.Int("beats", 2, "heartbeats since boot before an automatic update")
+	once := fs.Bool("once", false, "exit after the first update ends: 0 if committed, 1 otherwise")
+	level := fs.String("log", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if *state == "" {
+		return errors.New("-state is required")
+	}
+	ring, err := cli.KeyRing(*keys)
+	if err != nil {
+		return err
+	}
+	if *serial == "" {
+		abs, _ := filepath.Abs(*state)
+		*serial = "SN-" + strings.Trim(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, filepath.Base(abs)), "-")
+	}
+	if *install == "" {
+		*install = filepath.Join(*state, "firmware.bin")
+	}
+	if err := os.MkdirAll(filepath.Dir(*install), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*install); errors.Is(err, os.ErrNotExist) {
+		// A fresh terminal ships with its factory version.
+		if err := os.WriteFile(*install, []byte("factory "+*component+" "+*version+"\n"), 0o755); err != nil {
+			return err
+		}
+	}
+	ctx, stop := cli.Context()
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var mu sync.Mutex
+	var last *transport.Result
+	lastPct := -10
+	start := time.Now()
+	say := func(format string, args ...any) {
+		fmt.Printf("[%6.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
+	}
+	t, err := terminal.Open(ctx, terminal.Options{
+		Server: *srvURL, Keys: ring, Enrollment: *enrollment, Serial: *serial, Model: *model, Hardware: *hw,
+		StateDir: *state, Component: *component, Version: *version, InstallPath: *install, DataDir: *data,
+		MinBeats: *beats, Logger: cli.Logger(*level),
+		// The server directs the interval; allow short ones for evaluation.
+		Heartbeat: heartbeat.Config{InitialDelay: time.Second, MinInterval: time.Second},
+		Observe: func(s update.Status) {
+			if s.State == update.StateIdle && s.Last != nil {
+				say("%s ended: %s (%s)", s.Last.Release, s.Last.Outcome, s.Last.Reason)
+				mu.Lock()
+				last = s.Last
+				mu.Unlock()
+				if *once {
+					cancel() // Run returns; the report is flushed below
+				}
+				return
+			}
+			line := fmt.Sprintf("%s: %s", s.Release, s.State)
+			if s.Waiting != "" {
+				line += " — waiting: " + s.Waiting
+			}
+			say("%s", line)
+		},
+		Progress: func(p update.Progress) {
+			pct := int(p.Done * 100 / max(p.Total, 1))
+			if pct/10 != lastPct/10 || pct == 100 && lastPct != 100 {
+				lastPct = pct
+				say("%s: download %3d%% (%d of %d chunks verified)", p.Release, pct, p.Chunks, p.ChunkTotal)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	st := t.Agent.Status()
+	say("terminal %s (%s, %s) on %s; state %s", *serial, t.DeviceID, *model, versions(st.Components), st.State)
+	err = t.Run(ctx)
+	if !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// Leave nothing in the outbox that could be sent now.
+	flushCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if err := t.Agent.Flush(flushCtx); err != nil {
+		say("reports stay queued for the next start: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if *once {
+		if last == nil {
+			return exitError(1) // interrupted before an update ended
+		}
+		if last.Outcome != transport.OutcomeCommitted {
+			return exitError(1)
+		}
+		say("now on %s", versions(t.Agent.Status().Components))
+	}
+	return nil
+}
+
+func versions(cs []transport.Component) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, c.Name+" "+c.Version)
+	}
+	return strings.Join(parts, ", ")
+}
