@@ -26,7 +26,7 @@ var serverSide = []string{
 
 // allowedModules are the third-party modules a terminal may link.
 var allowedModules = map[string]bool{
-	module:                                true,
+	module:                                  true,
 	"github.com/hashicorp/go-retryablehttp": true,
 	"github.com/hashicorp/go-cleanhttp":     true,
 	"github.com/Masterminds/semver/v3":      true,
