@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/upkeephq/upkeep/internal/bounded"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -86,14 +87,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: %s is above %d bytes", ErrTooLarge, path, limit)
-	}
-	return b, nil
+	return bounded.Read(f, limit, path, ErrTooLarge)
 }
 
 // writeSynced creates path with data and fsyncs it.

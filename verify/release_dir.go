@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/upkeephq/upkeep/internal/bounded"
 )
 
 // ManifestFile is the name of the signed bundle in a release directory.
@@ -32,7 +34,7 @@ func (r *ReleaseDir) ArtifactPath() string {
 // newHash, or [NewHash] when nil). It is the same verification a download
 // gets, for packages that arrive on local storage.
 func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Time, newHash func() hash.Hash) (*ReleaseDir, error) {
-	bundle, err := readLimited(filepath.Join(dir, ManifestFile), MaxBundleSize)
+	bundle, err := bounded.ReadFile(filepath.Join(dir, ManifestFile), MaxBundleSize, ErrTooLarge)
 	if err != nil {
 		return nil, err
 	}
@@ -78,20 +80,4 @@ func VerifyChunks(ctx context.Context, r io.Reader, a *Artifact, newHash func() 
 		return fmt.Errorf("%w: artifact is longer than the %d bytes announced", ErrTooLarge, a.Size)
 	}
 	return nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: %s is above %d bytes", ErrTooLarge, path, limit)
-	}
-	return b, nil
 }

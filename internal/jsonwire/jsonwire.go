@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/upkeephq/upkeep/internal/bounded"
 )
 
 // ErrTooLarge reports input longer than the limit.
@@ -19,12 +21,9 @@ var ErrMalformed = errors.New("malformed JSON")
 
 // Decode reads at most limit bytes from r into v, strictly.
 func Decode(r io.Reader, limit int64, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	data, err := bounded.Read(r, limit, "JSON input", ErrTooLarge)
 	if err != nil {
 		return err
-	}
-	if int64(len(data)) > limit {
-		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
 	}
 	return Unmarshal(data, v)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/internal/bounded"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -244,14 +245,14 @@ func writeNew(path string, data []byte, perm os.FileMode) (err error) {
 // when present, must match signing.key.
 func ReadKeyDir(dir string) (*KeyDir, error) {
 	var kd KeyDir
-	b, err := readLimited(filepath.Join(dir, RootPublicFile), 4096)
+	b, err := bounded.ReadFile(filepath.Join(dir, RootPublicFile), 4096, ErrMalformed)
 	if err != nil {
 		return nil, err
 	}
 	if kd.RootPublic, err = verify.ParsePublicKey(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", RootPublicFile, err)
 	}
-	b, err = readLimited(filepath.Join(dir, RootKeyFile), MaxPrivateKeySize)
+	b, err = bounded.ReadFile(filepath.Join(dir, RootKeyFile), MaxPrivateKeySize, ErrMalformed)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -261,13 +262,13 @@ func ReadKeyDir(dir string) (*KeyDir, error) {
 			return nil, fmt.Errorf("%s: %w", RootKeyFile, err)
 		}
 	}
-	if b, err = readLimited(filepath.Join(dir, SigningKeyFile), MaxPrivateKeySize); err != nil {
+	if b, err = bounded.ReadFile(filepath.Join(dir, SigningKeyFile), MaxPrivateKeySize, ErrMalformed); err != nil {
 		return nil, err
 	}
 	if kd.Signing, err = ParsePrivateKey(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", SigningKeyFile, err)
 	}
-	b, err = readLimited(filepath.Join(dir, SigningPublicFile), 4096)
+	b, err = bounded.ReadFile(filepath.Join(dir, SigningPublicFile), 4096, ErrMalformed)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -282,7 +283,7 @@ func ReadKeyDir(dir string) (*KeyDir, error) {
 				SigningPublicFile, pub.ID, SigningKeyFile, kd.Signing.ID)
 		}
 	}
-	if b, err = readLimited(filepath.Join(dir, SigningCertFile), maxCertFileSize); err != nil {
+	if b, err = bounded.ReadFile(filepath.Join(dir, SigningCertFile), maxCertFileSize, ErrMalformed); err != nil {
 		return nil, err
 	}
 	if err := jsonwire.Unmarshal(b, &kd.Cert); err != nil {
@@ -341,7 +342,7 @@ func RotateKeyDir(dir string, rand io.Reader, issued time.Time, validity time.Du
 		err := writeNew(path, f.data, f.perm)
 		if errors.Is(err, ErrKeyExists) {
 			// Left by an interrupted rotation: fine if it is the same file.
-			if have, rerr := readLimited(path, maxCertFileSize); rerr == nil && bytes.Equal(have, f.data) {
+			if have, rerr := bounded.ReadFile(path, maxCertFileSize, ErrMalformed); rerr == nil && bytes.Equal(have, f.data) {
 				continue
 			}
 		}
@@ -358,20 +359,4 @@ func RotateKeyDir(dir string, rand io.Reader, issued time.Time, validity time.Du
 		}
 	}
 	return kd, old.Signing.ID, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, malformed("%s is above %d bytes", path, limit)
-	}
-	return b, nil
 }
