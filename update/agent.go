@@ -18,21 +18,30 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/backup"
+	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/internal/bounded"
+	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update/release"
 	"github.com/upkeephq/upkeep/verify"
 )
 
+// maxOffers bounds the offers one check is allowed to make the agent
+// verify: a server cannot make a terminal chew through junk.
+const maxOffers = 8
+
 // Agent is the terminal's update agent. Create it with [New].
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	dl    *downloader
-	box   *outbox
-	store *backup.Store
-	dir   string // downloads
+	cfg     Config
+	log     *slog.Logger
+	dl      *downloader
+	box     *outbox
+	store   *backup.Store
+	dir     string // downloads
+	bundles string // stored bundles
 
-	pass sync.Mutex // held by the running Update pass
+	pass  sync.Mutex // held by the running Update pass
+	cause error      // why the update in this pass is ending; guarded by pass
 
 	mu      sync.Mutex // guards j and waiting
 	j       *journal
@@ -47,7 +56,8 @@ type Result struct {
 	// empty when nothing was offered.
 	Release  string
 	From, To string
-	// State is where the update stands after the pass.
+	// State is where the update stands after the pass: StateIdle once it
+	// has ended.
 	State State
 	// Outcome is set when the update ended during this pass.
 	Outcome transport.Outcome
@@ -79,15 +89,20 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg.setDefaults()
 	a := &Agent{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		dir:   filepath.Join(cfg.StateDir, "downloads"),
-		box:   &outbox{dir: filepath.Join(cfg.StateDir, "outbox"), log: cfg.Logger},
-		nudge: make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		dir:     filepath.Join(cfg.StateDir, "downloads"),
+		bundles: filepath.Join(cfg.StateDir, "bundles"),
+		box:     &outbox{dir: filepath.Join(cfg.StateDir, "outbox"), log: cfg.Logger},
+		nudge:   make(chan struct{}, 1),
 	}
 	a.dl = &downloader{src: cfg.Source, newHash: cfg.NewHash, attempts: cfg.ChunkAttempts, progress: cfg.Progress, log: cfg.Logger}
-	for _, d := range []string{cfg.StateDir, a.dir, a.box.dir} {
+	for _, d := range []string{cfg.StateDir, a.dir, a.bundles, a.box.dir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("update: state directory: %w", err)
+		}
+		// A power cut during an atomic write leaves its temporary file.
+		if _, err := atomicfile.CleanTemp(d); err != nil {
 			return nil, fmt.Errorf("update: state directory: %w", err)
 		}
 	}
@@ -106,6 +121,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.j = j
+	a.dropStrayBundles()
 	return a, nil
 }
 
@@ -145,9 +161,10 @@ func (a *Agent) CheckNow() {
 }
 
 // Run checks for updates and carries them through until ctx is done, then
-// returns ctx.Err(). It waits CheckInterval between checks (jittered),
-// less when the server or a gate says when to ask again, and checks at
-// once after [Agent.CheckNow].
+// returns ctx.Err(). It waits CheckInterval between checks (jittered), less
+// when the server or a gate says when to ask again, backs off after
+// failures, and checks at once after [Agent.CheckNow]. Every wait lies
+// between [MinWait] and [MaxWait].
 func (a *Agent) Run(ctx context.Context) error {
 	failures := 0
 	for {
@@ -159,12 +176,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		switch {
 		case err != nil:
 			failures++
-			backoff := min(time.Duration(1<<min(failures, 10))*time.Second, wait)
-			a.log.Warn("update: pass failed", "err", err, "retry_in", backoff)
-			wait = backoff
+			wait = min(time.Duration(1<<min(failures, 10))*time.Second, wait)
+			a.log.Warn("update: pass failed", "err", err, "retry_in", wait)
 		case res.Waiting != nil:
 			failures = 0
-			wait = res.Waiting.After
+			wait = min(res.Waiting.After, wait)
 		case res.Outcome != "":
 			// Something ended: there may be a next release to take.
 			failures = 0
@@ -175,7 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		default:
 			failures = 0
 		}
-		t := time.NewTimer(jitter(wait))
+		t := time.NewTimer(jitter(min(max(wait, MinWait), MaxWait)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -188,9 +204,6 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
 	return d - d/10 + mrand.N(d/5+1)
 }
 
@@ -201,23 +214,37 @@ func jitter(d time.Duration) time.Duration {
 // An update that ends, whatever its outcome, is a nil error with the
 // outcome in the Result; the error is for passes that could not do their
 // work (the server unreachable, ctx done, the journal unwritable, a
-// rollback that failed).
+// commit or rollback that failed).
 func (a *Agent) Update(ctx context.Context) (Result, error) {
 	if !a.pass.TryLock() {
 		return Result{}, ErrBusy
 	}
 	defer a.pass.Unlock()
-	a.flush(ctx)
-	if a.current() != nil {
+	a.cause = nil
+	if u := a.current(); u != nil {
+		if !u.State.installed() {
+			a.flush(ctx)
+		}
+		// An install in progress comes first: a slow server must not hold
+		// back a rollback. drive flushes when the update ends.
 		return a.drive(ctx, true)
 	}
+	a.flush(ctx)
 	resp, err := a.cfg.Source.Check(ctx, a.checkRequest())
 	if err != nil {
 		return Result{State: StateIdle}, fmt.Errorf("update: check: %w", err)
 	}
-	res := Result{State: StateIdle, Reason: resp.Reason, RetryAfter: time.Duration(resp.RetryAfterSeconds) * time.Second}
-	for _, offer := range resp.Offers {
-		accepted, r := a.accept(ctx, offer)
+	res := Result{State: StateIdle, Reason: resp.Reason, RetryAfter: seconds(resp.RetryAfterSeconds)}
+	offers := resp.Offers
+	if len(offers) > maxOffers {
+		a.log.Warn("update: server offered too many releases; looking at the first ones", "offers", len(offers), "limit", maxOffers)
+		offers = offers[:maxOffers]
+	}
+	for _, offer := range offers {
+		accepted, r, err := a.accept(ctx, offer)
+		if err != nil {
+			return r, err
+		}
 		if accepted {
 			return a.drive(ctx, false)
 		}
@@ -226,6 +253,14 @@ func (a *Agent) Update(ctx context.Context) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// seconds converts a server's count of seconds, bounded by MaxWait.
+func seconds(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(min(int64(n), int64(MaxWait/time.Second))) * time.Second
 }
 
 func (a *Agent) current() *inflight {
@@ -258,81 +293,87 @@ func (a *Agent) device() release.Device {
 	return d
 }
 
-// accept verifies an offer and, if the terminal should take it, journals
-// it as offered. A refused offer is reported and remembered so that the
-// same bundle is not fetched and refused again every pass.
-func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result) {
-	bundleKey := "bundle " + hashHex(offer.Bundle)
+// accept verifies an offer and, if the terminal should take it, stores its
+// bundle and journals it as offered. A refused offer is reported and
+// remembered, so that the same bundle is not fetched and refused again
+// every pass. The error is for a journal or outbox that cannot be written.
+func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result, error) {
+	bundleHash := hashHex(offer.Bundle)
 	a.mu.Lock()
-	seen := a.j.refused(bundleKey)
+	junk := slices.Contains(a.j.Junk, bundleHash)
 	a.mu.Unlock()
-	if seen {
-		return false, Result{State: StateIdle, Reason: transport.ReasonUpToDate}
+	if junk {
+		return false, Result{State: StateIdle}, nil
 	}
 	m, err := a.cfg.Keys.Open(offer.Bundle, a.cfg.Now())
-	if err == nil {
-		err = release.Compatible(a.device(), release.FromManifest(m, ""))
+	if err != nil {
+		// Unverified: nothing in it can be believed, not even its name.
+		r, err := a.refuseOffer(ctx, func(j *journal) { j.Junk = remember(j.Junk, bundleHash, maxJunk) }, "unverified", "", err)
+		return false, r, err
 	}
+	err = release.Compatible(a.device(), release.FromManifest(m, ""))
 	if err == nil && m.Artifact.Size > a.cfg.MaxArtifactSize {
 		err = fmt.Errorf("%w: artifact of %d bytes, limit %d", verify.ErrTooLarge, m.Artifact.Size, a.cfg.MaxArtifactSize)
 	}
 	if errors.Is(err, release.ErrUpToDate) {
-		return false, Result{State: StateIdle, Reason: transport.ReasonUpToDate}
-	}
-	if err != nil {
-		id := "unverified"
-		to := ""
-		if m != nil {
-			id, to = m.ID(), m.Version
-		}
-		return false, a.refuseOffer(ctx, bundleKey, id, to, err)
+		return false, Result{State: StateIdle, Reason: transport.ReasonUpToDate}, nil
 	}
 	key := releaseKey(m.ID(), m.Artifact.Digest)
 	a.mu.Lock()
-	seen = a.j.refused(key)
-	a.mu.Unlock()
-	if seen {
-		// Tried before and it failed: the server must publish a new one.
-		return false, Result{State: StateIdle, Release: m.ID(), Reason: transport.ReasonUpToDate}
-	}
-	a.mu.Lock()
+	refused := slices.Contains(a.j.Refused, key)
 	from := a.j.Components[m.Component].Version
 	a.mu.Unlock()
+	if refused {
+		// Tried before and it failed: the server must publish a new one.
+		return false, Result{State: StateIdle, Release: m.ID()}, nil
+	}
+	if err != nil {
+		r, err := a.refuseOffer(ctx, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, err)
+		return false, r, err
+	}
+	if err := atomicfile.WriteFile(a.bundlePath(bundleHash), offer.Bundle, 0o600); err != nil {
+		return false, Result{State: StateIdle, Release: m.ID()}, fmt.Errorf("update: storing the bundle: %w", err)
+	}
 	u := &inflight{
-		ID: newID(), State: StateOffered, Bundle: offer.Bundle, ArtifactURL: offer.ArtifactURL, Policy: offer.Policy,
-		Release: m.ID(), Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version, Accepted: a.cfg.Now(),
+		ID: newID(), State: StateOffered, BundleHash: bundleHash, ArtifactURL: offer.ArtifactURL, Policy: offer.Policy,
+		Release: m.ID(), Kind: m.Kind, Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version,
+		Floor: m.Floor, Accepted: a.cfg.Now(),
 	}
 	if err := a.update(func(j *journal) { j.Update = u }); err != nil {
-		return false, Result{State: StateIdle, Release: m.ID(), Err: err}
+		return false, Result{State: StateIdle, Release: m.ID()}, err
 	}
 	a.log.Info("update: release offered", "release", m.ID(), "from", from)
-	return true, Result{}
+	return true, Result{}, nil
 }
 
-func (a *Agent) refuseOffer(ctx context.Context, key, id, to string, cause error) Result {
+// refuseOffer reports an offer refused before it was accepted and records
+// the refusal with remember. If the report cannot be queued, nothing is
+// recorded: the offer is refused, and reported, again next pass.
+func (a *Agent) refuseOffer(ctx context.Context, remember func(*journal), id, to string, cause error) (Result, error) {
 	reason := reasonOf(cause)
 	a.log.Warn("update: release refused", "release", id, "reason", reason, "err", cause)
 	rep := &transport.ReportRequest{
-		ID: newID() + "-refused", Release: id, To: to, Phase: string(StateOffered),
+		ID: newID() + "-" + string(transport.OutcomeRefused), Release: id, To: to, Phase: string(StateOffered),
 		Outcome: transport.OutcomeRefused, Reason: reason, Detail: detail(cause), At: a.cfg.Now(),
 	}
+	res := Result{State: StateIdle, Release: id, To: to, Outcome: transport.OutcomeRefused, Reason: reason, Err: cause}
 	if err := a.box.add(rep); err != nil {
-		a.log.Error("update: cannot queue report", "err", err)
+		return res, fmt.Errorf("update: queueing a report: %w", err)
 	}
 	last := &transport.Result{Release: id, Outcome: transport.OutcomeRefused, Reason: reason, At: rep.At}
-	if err := a.update(func(j *journal) { j.refuse(key); j.Last = last }); err != nil {
-		a.log.Error("update: cannot record refusal", "err", err)
+	if err := a.update(func(j *journal) { remember(j); j.Last = last }); err != nil {
+		return res, err
 	}
 	a.flush(ctx)
-	return Result{State: StateIdle, Release: id, To: to, Outcome: transport.OutcomeRefused, Reason: reason, Err: cause}
+	return res, nil
 }
 
 // drive carries the update in the journal from its state as far as it can
 // go in this pass.
 func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 	var artifact string // set once this pass has verified the artifact on disk
-	if resumed {
-		a.log.Info("update: resuming", "release", a.current().Release, "state", a.current().State)
+	if u := a.current(); resumed {
+		a.log.Info("update: resuming", "release", u.Release, "state", u.State)
 	}
 	for {
 		u := a.current()
@@ -344,15 +385,17 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 		}
 		m, err := a.open(u)
 		if err != nil {
-			if u.State.installed() {
-				// The bundle verified when it was accepted and the journal
-				// is ours; failing to read it now is a journal problem.
-				return res, fmt.Errorf("%w: stored bundle: %v", ErrJournal, err)
+			if !u.State.installed() {
+				if err := a.fail(u, err); err != nil {
+					return res, err
+				}
+				continue
 			}
-			if err := a.fail(u, err); err != nil {
-				return res, err
-			}
-			continue
+			// Past the install the journal is the record: finish or undo
+			// the update from it, whatever became of the bundle (a new
+			// firmware may trust other roots).
+			a.log.Error("update: stored bundle unreadable; going on from the journal", "release", u.Release, "err", err)
+			m = u.manifest()
 		}
 		switch u.State {
 		case StateOffered, StateGated:
@@ -370,22 +413,12 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateDownloading:
-			path, err := a.dl.fetch(ctx, m, u.ArtifactURL, a.dir)
+			path, ended, err := a.download(ctx, u, m)
 			if err != nil {
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				var perm *permanentError
-				if errors.As(err, &perm) || isVerification(err) || u.DownloadRuns+1 >= a.cfg.MaxDownloadRuns {
-					if err := a.fail(u, err); err != nil {
-						return res, err
-					}
-					continue
-				}
-				if jerr := a.update(func(j *journal) { j.Update.DownloadRuns++ }); jerr != nil {
-					return res, jerr
-				}
-				return res, &StepError{State: StateDownloading, Err: err}
+				return res, err
+			}
+			if ended {
+				continue
 			}
 			artifact = path
 			a.log.Info("update: downloaded and verified", "release", u.Release, "bytes", m.Artifact.Size)
@@ -394,22 +427,35 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateDownloaded:
-			if artifact == "" {
-				// Resumed: what is on disk is verified again before use.
-				if err := a.setState(StateDownloading, nil); err != nil {
-					return res, err
-				}
-				continue
-			}
 			if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
 				res.Waiting = wait
 				return res, nil
+			}
+			if artifact == "" {
+				// Resumed: what is on disk is verified again before use.
+				path, ended, err := a.download(ctx, u, m)
+				if err != nil {
+					return res, err
+				}
+				if ended {
+					continue
+				}
+				artifact = path
 			}
 			if err := a.setState(StateBackingUp, nil); err != nil {
 				return res, err
 			}
 
 		case StateBackingUp:
+			if again, err := a.startStep(u); err != nil || !again {
+				if err == nil {
+					err = a.fail(u, &StepError{State: StateBackingUp, Err: a.interrupted(u)})
+				}
+				if err != nil {
+					return res, err
+				}
+				continue
+			}
 			snap, err := a.backup(ctx, u)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -425,14 +471,23 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateInstalling:
+			if again, err := a.startStep(u); err != nil || !again {
+				if err == nil {
+					err = a.rollBack(u, transport.ReasonInstall, a.interrupted(u))
+				}
+				if err != nil {
+					return res, err
+				}
+				continue
+			}
 			if artifact == "" {
 				path, err := a.dl.fetch(ctx, m, u.ArtifactURL, a.dir)
 				if err != nil {
 					if ctx.Err() != nil {
 						return res, ctx.Err()
 					}
-					// The verified artifact is gone and cannot be had again:
-					// what Install already did must be undone.
+					// The verified artifact is gone and cannot be had
+					// again now: what Install already did must be undone.
 					if err := a.rollBack(u, transport.ReasonDownload, err); err != nil {
 						return res, err
 					}
@@ -455,6 +510,15 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateVerifying:
+			if again, err := a.startStep(u); err != nil || !again {
+				if err == nil {
+					err = a.rollBack(u, transport.ReasonHealth, a.interrupted(u))
+				}
+				if err != nil {
+					return res, err
+				}
+				continue
+			}
 			results, err := verify.RunChecks(ctx, a.cfg.Checks)
 			if err != nil {
 				return res, err // ctx done: the checks run again on resume
@@ -465,28 +529,29 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				}
 				continue
 			}
-			art := a.artifactFor(u, m)
+			// The checks passed: from here the only way is forward.
+			if err := a.setState(StateCommitting, nil); err != nil {
+				return res, err
+			}
+
+		case StateCommitting:
 			if c, ok := a.cfg.Installer.(Committer); ok {
-				if err := c.Commit(ctx, art); err != nil {
+				if err := c.Commit(ctx, a.artifactFor(u, m)); err != nil {
 					if ctx.Err() != nil {
 						return res, ctx.Err()
 					}
-					if err := a.rollBack(u, transport.ReasonInstall, fmt.Errorf("commit: %w", err)); err != nil {
-						return res, err
-					}
-					continue
+					res.Outcome, res.Reason, res.Err = transport.OutcomeNeedsAttention, transport.ReasonInstall, err
+					return res, a.attention(ctx, u, transport.ReasonInstall, fmt.Errorf("commit: %w", err))
 				}
 			}
-			err = a.update(func(j *journal) {
-				c := j.Components[m.Component]
+			err := a.update(func(j *journal) {
+				c := j.Components[u.Component]
 				floor := c.Floor
-				if m.Floor != "" {
-					if f, err := maxVersion(floor, m.Floor); err == nil {
-						floor = f
-					}
+				if f, err := version.Max(floor, u.Floor); err == nil {
+					floor = f
 				}
-				j.Components[m.Component] = component{Version: m.Version, Floor: floor}
-				j.Update.State = StateCommitted
+				j.Components[u.Component] = component{Version: u.To, Floor: floor}
+				j.Update.State, j.Update.StepRuns = StateCommitted, 0
 				j.Update.Outcome, j.Update.Reason = transport.OutcomeCommitted, transport.ReasonOK
 			})
 			if err != nil {
@@ -508,17 +573,71 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 	}
 }
 
-// open verifies the journaled bundle again. Before anything is installed
-// it is checked at the current time, so a release that expired while it
-// waited for its window is refused; after that, at the time it was
-// accepted, so that an update half done is finished or undone whatever
-// the clock says now.
-func (a *Agent) open(u *inflight) (*verify.Manifest, error) {
-	at := a.cfg.Now()
-	if u.State.installed() {
-		at = u.Accepted
+// download fetches and verifies the artifact. A failure the network may
+// cure is returned as an error, with the state left to resume; one it
+// cannot cure ends the update (ended is true, and the journal says failed).
+func (a *Agent) download(ctx context.Context, u *inflight, m *verify.Manifest) (path string, ended bool, err error) {
+	path, err = a.dl.fetch(ctx, m, u.ArtifactURL, a.dir)
+	var perm *permanentError
+	switch {
+	case err == nil:
+		return path, false, nil
+	case ctx.Err() != nil:
+		return "", false, ctx.Err()
+	case errors.Is(err, syscall.ENOSPC) && u.DiskFullRuns+1 < a.cfg.MaxDiskFullRuns:
+		if jerr := a.update(func(j *journal) { j.Update.DiskFullRuns++ }); jerr != nil {
+			return "", false, jerr
+		}
+		return "", false, &StepError{State: u.State, Err: err}
+	case errors.Is(err, syscall.ENOSPC), errors.As(err, &perm):
+		return "", true, a.fail(u, err)
 	}
-	return a.cfg.Keys.Open(u.Bundle, at)
+	// The network or the server: retried with backoff until it comes back
+	// or the release expires (checked at every resume).
+	return "", false, &StepError{State: u.State, Err: err}
+}
+
+// startStep journals one more start of the current state's step, and
+// reports whether it may start at all.
+func (a *Agent) startStep(u *inflight) (bool, error) {
+	if u.StepRuns >= a.cfg.StepAttempts {
+		return false, nil
+	}
+	return true, a.update(func(j *journal) { j.Update.StepRuns++ })
+}
+
+func (a *Agent) interrupted(u *inflight) error {
+	return fmt.Errorf("update: %s was interrupted %d times; not trying again", u.State, u.StepRuns)
+}
+
+// open reads the stored bundle and checks it against its hash. Before
+// anything is installed the bundle is verified again, at the current time,
+// so a release that expired while it waited for its window is refused;
+// after that the journal's own record is trusted and the manifest is only
+// parsed.
+func (a *Agent) open(u *inflight) (*verify.Manifest, error) {
+	b, err := bounded.ReadFile(a.bundlePath(u.BundleHash), verify.MaxBundleSize, verify.ErrTooLarge)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stored bundle: %v", ErrJournal, err)
+	}
+	if hashHex(b) != u.BundleHash {
+		return nil, fmt.Errorf("%w: stored bundle does not match its hash", ErrJournal)
+	}
+	if !u.State.installed() {
+		return a.cfg.Keys.Open(b, a.cfg.Now())
+	}
+	bundle, err := verify.ParseBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	return verify.ParseManifest(bundle.Manifest.Payload)
+}
+
+// manifest rebuilds, from the journal alone, what an Installer is told of
+// the release when the stored bundle cannot be read.
+func (u *inflight) manifest() *verify.Manifest {
+	return &verify.Manifest{Schema: verify.ManifestSchema, Component: u.Component, Version: u.To, Kind: u.Kind,
+		Floor: u.Floor, Artifact: verify.Artifact{Digest: u.Digest}}
 }
 
 // gate asks the Gate about stage, and records why the agent waits.
@@ -567,7 +686,7 @@ func (a *Agent) backup(ctx context.Context, u *inflight) (string, error) {
 }
 
 func (a *Agent) artifactFor(u *inflight, m *verify.Manifest) *Artifact {
-	final, _ := artifactPaths(a.dir, m.Artifact.Digest)
+	final, _ := artifactPaths(a.dir, u.Digest)
 	return &Artifact{Manifest: m, Path: final, From: u.From}
 }
 
@@ -575,6 +694,7 @@ func (a *Agent) artifactFor(u *inflight, m *verify.Manifest) *Artifact {
 // failed.
 func (a *Agent) rollBack(u *inflight, reason transport.Reason, cause error) error {
 	a.log.Warn("update: rolling back", "release", u.Release, "state", u.State, "reason", reason, "err", cause)
+	a.cause = cause
 	return a.setState(StateRollingBack, func(v *inflight) {
 		v.Reason, v.Detail, v.FailedIn = reason, detail(cause), u.State
 		v.Outcome = transport.OutcomeRolledBack
@@ -593,30 +713,37 @@ func (a *Agent) rollBackNow(ctx context.Context, u *inflight, m *verify.Manifest
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		runs := u.RollbackRuns + 1
-		a.log.Error("update: rollback failed", "release", u.Release, "attempt", runs, "err", err)
-		rep := a.reportFor(u, transport.OutcomeNeedsAttention, transport.ReasonRollbackFailed, err)
-		rep.ID = fmt.Sprintf("%s-needs-attention-%d", u.ID, runs)
-		if runs == 1 {
-			// Report the first failure; later ones add nothing the server
-			// does not know until the rollback succeeds or a person acts.
-			if berr := a.box.add(rep); berr != nil {
-				a.log.Error("update: cannot queue report", "err", berr)
-			}
-			a.flush(ctx)
-		}
-		if jerr := a.update(func(j *journal) { j.Update.RollbackRuns = runs }); jerr != nil {
-			return errors.Join(err, jerr)
-		}
-		return fmt.Errorf("%w: %v", ErrNeedsAttention, err)
+		return a.attention(ctx, u, transport.ReasonRollbackFailed, fmt.Errorf("rollback: %w", err))
 	}
 	return a.setState(StateRolledBack, nil)
+}
+
+// attention records a commit or rollback that failed. The update stays
+// where it is and is tried again every pass; the first failure is
+// reported as needing attention, since the terminal may be in neither
+// version until it succeeds.
+func (a *Agent) attention(ctx context.Context, u *inflight, reason transport.Reason, cause error) error {
+	runs := u.Failures + 1
+	a.log.Error("update: terminal needs attention", "release", u.Release, "state", u.State, "attempt", runs, "err", cause)
+	if runs == 1 {
+		rep := a.reportFor(u, transport.OutcomeNeedsAttention, reason, cause)
+		rep.ID = u.ID + "-" + string(transport.OutcomeNeedsAttention) + "-" + string(u.State)
+		if err := a.box.add(rep); err != nil {
+			a.log.Error("update: cannot queue report", "err", err)
+		}
+		a.flush(ctx)
+	}
+	if err := a.update(func(j *journal) { j.Update.Failures = runs }); err != nil {
+		return errors.Join(cause, err)
+	}
+	return fmt.Errorf("%w: %v", ErrNeedsAttention, cause)
 }
 
 // fail journals a refusal before anything was installed.
 func (a *Agent) fail(u *inflight, cause error) error {
 	reason := reasonOf(cause)
 	a.log.Warn("update: release refused", "release", u.Release, "state", u.State, "reason", reason, "err", cause)
+	a.cause = cause
 	return a.setState(StateFailed, func(v *inflight) {
 		v.Outcome, v.Reason, v.Detail, v.FailedIn = transport.OutcomeRefused, reason, detail(cause), u.State
 	})
@@ -625,33 +752,42 @@ func (a *Agent) fail(u *inflight, cause error) error {
 // finish reports an ended update, cleans up after it, and returns the
 // journal to idle. The report is queued before the journal moves on, so a
 // power cut in between sends it twice (the ID makes that harmless), never
-// not at all.
+// not at all; if it cannot be queued the journal stays where it is.
 func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
+	res := Result{Release: u.Release, From: u.From, To: u.To, State: u.State, Outcome: u.Outcome, Reason: u.Reason}
 	rep := a.reportFor(u, u.Outcome, u.Reason, nil)
 	if err := a.box.add(rep); err != nil {
-		a.log.Error("update: cannot queue report", "err", err)
+		return res, fmt.Errorf("update: queueing a report: %w", err)
+	}
+	last := &transport.Result{Release: u.Release, Outcome: u.Outcome, Reason: u.Reason, At: rep.At}
+	// Only what the release itself caused keeps it from being tried again;
+	// a full disk may be cleared.
+	remembered := u.Outcome != transport.OutcomeCommitted && u.Reason != transport.ReasonDiskFull
+	err := a.update(func(j *journal) {
+		if remembered {
+			j.Refused = remember(j.Refused, releaseKey(u.Release, u.Digest), maxRefused)
+		}
+		j.Update, j.Last = nil, last
+	})
+	if err != nil {
+		return res, err
+	}
+	res.State = StateIdle
+	if u.Outcome != transport.OutcomeCommitted {
+		res.Err = a.cause
+		if res.Err == nil {
+			// Ended in an earlier pass: the cause survives as text.
+			res.Err = &StepError{State: u.FailedIn, Err: errors.New(u.Detail)}
+		}
 	}
 	if u.Digest.Validate() == nil {
 		final, partial := artifactPaths(a.dir, u.Digest)
 		os.Remove(final)
 		os.Remove(partial)
 	}
+	os.Remove(a.bundlePath(u.BundleHash))
 	if err := a.store.Prune(); err != nil {
 		a.log.Warn("update: pruning backups", "err", err)
-	}
-	last := &transport.Result{Release: u.Release, Outcome: u.Outcome, Reason: u.Reason, At: rep.At}
-	err := a.update(func(j *journal) {
-		if u.Outcome != transport.OutcomeCommitted {
-			j.refuse(releaseKey(u.Release, u.Digest))
-		}
-		j.Update, j.Last = nil, last
-	})
-	res := Result{Release: u.Release, From: u.From, To: u.To, State: u.State, Outcome: u.Outcome, Reason: u.Reason}
-	if u.Outcome != transport.OutcomeCommitted {
-		res.Err = &StepError{State: u.FailedIn, Err: errors.New(u.Detail)}
-	}
-	if err != nil {
-		return res, err
 	}
 	a.log.Info("update: finished", "release", u.Release, "outcome", u.Outcome, "reason", u.Reason)
 	a.flush(ctx)
@@ -687,8 +823,30 @@ func (a *Agent) flush(ctx context.Context) {
 	}
 }
 
+func (a *Agent) bundlePath(hash string) string {
+	return filepath.Join(a.bundles, hash+".json")
+}
+
+// dropStrayBundles removes stored bundles the journal no longer names (a
+// power cut between storing one and journaling it, or after finishing).
+func (a *Agent) dropStrayBundles() {
+	keep := ""
+	if u := a.current(); u != nil {
+		keep = u.BundleHash + ".json"
+	}
+	entries, _ := os.ReadDir(a.bundles)
+	for _, e := range entries {
+		if e.Name() != keep {
+			os.Remove(filepath.Join(a.bundles, e.Name()))
+		}
+	}
+}
+
 func (a *Agent) setState(s State, mutate func(*inflight)) error {
 	return a.update(func(j *journal) {
+		if j.Update.State != s {
+			j.Update.StepRuns = 0
+		}
 		j.Update.State = s
 		if mutate != nil {
 			mutate(j.Update)
@@ -713,7 +871,7 @@ func (a *Agent) update(change func(*journal)) error {
 		a.waiting = ""
 	}
 	a.mu.Unlock()
-	if a.cfg.Observe != nil && stateOf(prev) != stateOf(next) {
+	if a.cfg.Observe != nil && (stateOf(prev) != stateOf(next) || prev.Last != next.Last) {
 		a.cfg.Observe(a.Status())
 	}
 	return nil
@@ -729,15 +887,18 @@ func stateOf(j *journal) State {
 // reasonOf maps an error to the reason code a report carries.
 func reasonOf(err error) transport.Reason {
 	var re *release.Error
+	var step *StepError
 	switch {
 	case errors.As(err, &re):
 		return re.Reason
 	case errors.Is(err, verify.ErrSignature):
 		return transport.ReasonSignature
+	case errors.Is(err, verify.ErrExpired):
+		// Before unknown-key: a signing key refused for its expiry is
+		// reported as what it is.
+		return transport.ReasonExpired
 	case errors.Is(err, verify.ErrUnknownKey):
 		return transport.ReasonUnknownKey
-	case errors.Is(err, verify.ErrExpired):
-		return transport.ReasonExpired
 	case errors.Is(err, verify.ErrDowngrade):
 		return transport.ReasonDowngrade
 	case errors.Is(err, verify.ErrDigestMismatch):
@@ -748,25 +909,19 @@ func reasonOf(err error) transport.Reason {
 		return transport.ReasonMalformed
 	case errors.Is(err, syscall.ENOSPC):
 		return transport.ReasonDiskFull
-	}
-	var step *StepError
-	if errors.As(err, &step) && step.State == StateBackingUp {
+	case errors.Is(err, ErrJournal):
+		return transport.ReasonInternal
+	case errors.As(err, &step) && step.State == StateBackingUp:
 		return transport.ReasonBackup
 	}
 	return transport.ReasonDownload
-}
-
-// isVerification reports whether err says the bytes are not the release's:
-// retrying the same download will not help.
-func isVerification(err error) bool {
-	return errors.Is(err, verify.ErrDigestMismatch) || errors.Is(err, verify.ErrTooLarge) || errors.Is(err, verify.ErrMalformed)
 }
 
 func releaseKey(id string, d verify.Digest) string { return id + " " + string(d) }
 
 func hashHex(b []byte) string {
 	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:12])
+	return hex.EncodeToString(s[:16])
 }
 
 func newID() string {

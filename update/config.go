@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/backup"
+	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -68,8 +69,9 @@ type GateRequest struct {
 
 // Gate decides whether the terminal may act now. It returns nil to go, or a
 // [*NotNowError] (see [NotNow]) to wait: the agent records the reason in
-// its status and asks again after the given time. Any other error holds
-// the update back too, and is logged. Gates must not block for long.
+// its status and asks again after the given time, which Run keeps between
+// [MinWait] and CheckInterval. Any other error holds the update back too,
+// and is logged. Gates must not block for long.
 type Gate func(ctx context.Context, req GateRequest) error
 
 // Device is what the terminal is, as checks report it.
@@ -95,7 +97,12 @@ const (
 	DefaultMaxArtifactSize = 8 << 30
 	DefaultChunkAttempts   = 3
 	DefaultKeepBackups     = 3
-	DefaultMaxDownloadRuns = 10
+	DefaultMaxDiskFullRuns = 3
+	DefaultStepAttempts    = 3
+	// MaxWait bounds any wait of Run's, whatever a gate or server says.
+	MaxWait = 24 * time.Hour
+	// MinWait is the shortest wait of Run's between passes.
+	MinWait = time.Second
 )
 
 // Config configures an [Agent]. Source, Keys, Installer, StateDir and
@@ -134,10 +141,18 @@ type Config struct {
 	// ChunkAttempts is how often a chunk whose hash differs is fetched
 	// before the download fails; 0 means DefaultChunkAttempts.
 	ChunkAttempts int
-	// MaxDownloadRuns is how many passes may fail to download a release
-	// (network down, server errors) before it is given up as refused;
-	// 0 means DefaultMaxDownloadRuns.
-	MaxDownloadRuns int
+	// MaxDiskFullRuns is how many passes may fail to download a release
+	// for lack of disk space before it is given up (reported disk_full,
+	// and taken again if offered again); 0 means DefaultMaxDiskFullRuns.
+	// Network and server failures never give a release up: the agent
+	// retries, with backoff, until the release expires.
+	MaxDiskFullRuns int
+	// StepAttempts is how many times a step that changes the terminal
+	// (backup, install, health checks) may start for one update. A step
+	// interrupted that often (a new version that crashes the terminal
+	// during its checks, an install that trips the watchdog) is not
+	// retried again: the update rolls back. 0 means DefaultStepAttempts.
+	StepAttempts int
 	// Progress, if set, is called as chunks are verified. It must not block.
 	Progress func(Progress)
 	// Observe, if set, is called with the agent's status after every
@@ -169,7 +184,23 @@ func (c *Config) validate() error {
 	if err := verify.CheckName("model", c.Device.Model); err != nil {
 		errs = append(errs, fmt.Errorf("Device.Model: %w", err))
 	}
-	if c.MaxArtifactSize < 0 || c.KeepBackups < 0 || c.ChunkAttempts < 0 || c.CheckInterval < 0 || c.MaxDownloadRuns < 0 {
+	for what, v := range map[string]string{"Device.HardwareRevision": c.Device.HardwareRevision, "Device.Channel": c.Device.Channel} {
+		if v != "" {
+			if err := verify.CheckName(what, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for name, v := range c.Installed {
+		if err := verify.CheckName("component", name); err != nil {
+			errs = append(errs, fmt.Errorf("Installed: %w", err))
+		}
+		if err := version.Check(v); err != nil {
+			errs = append(errs, fmt.Errorf("Installed[%s]: %w", name, err))
+		}
+	}
+	if c.MaxArtifactSize < 0 || c.KeepBackups < 0 || c.ChunkAttempts < 0 || c.CheckInterval < 0 ||
+		c.MaxDiskFullRuns < 0 || c.StepAttempts < 0 {
 		errs = append(errs, errors.New("negative limits are not allowed"))
 	}
 	names := map[string]bool{}
@@ -199,8 +230,11 @@ func (c *Config) setDefaults() {
 	if c.KeepBackups == 0 {
 		c.KeepBackups = DefaultKeepBackups
 	}
-	if c.MaxDownloadRuns == 0 {
-		c.MaxDownloadRuns = DefaultMaxDownloadRuns
+	if c.MaxDiskFullRuns == 0 {
+		c.MaxDiskFullRuns = DefaultMaxDiskFullRuns
+	}
+	if c.StepAttempts == 0 {
+		c.StepAttempts = DefaultStepAttempts
 	}
 	if c.NewHash == nil {
 		c.NewHash = verify.NewHash

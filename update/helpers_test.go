@@ -3,6 +3,7 @@ package update_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -306,4 +307,13 @@ func mustUpdate(t *testing.T, a *update.Agent) update.Result {
 		t.Fatalf("Update: %v", err)
 	}
 	return res
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -7,11 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/upkeephq/upkeep/internal/atomicfile"
-	"github.com/upkeephq/upkeep/internal/jsonwire"
-	"github.com/upkeephq/upkeep/internal/version"
+	"github.com/upkeephq/upkeep/internal/bounded"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -28,6 +28,7 @@ const (
 	StateBackingUp   State = "backing-up"
 	StateInstalling  State = "installing"
 	StateVerifying   State = "verifying"
+	StateCommitting  State = "committing"
 	StateCommitted   State = "committed"
 	StateRollingBack State = "rolling-back"
 	StateRolledBack  State = "rolled-back"
@@ -39,7 +40,7 @@ const (
 // committed or back through a rollback, never a plain refusal.
 func (s State) installed() bool {
 	switch s {
-	case StateInstalling, StateVerifying, StateCommitted, StateRollingBack, StateRolledBack:
+	case StateInstalling, StateVerifying, StateCommitting, StateCommitted, StateRollingBack, StateRolledBack:
 		return true
 	}
 	return false
@@ -48,7 +49,7 @@ func (s State) installed() bool {
 func (s State) known() bool {
 	switch s {
 	case StateOffered, StateGated, StateDownloading, StateDownloaded, StateBackingUp, StateInstalling,
-		StateVerifying, StateCommitted, StateRollingBack, StateRolledBack, StateFailed:
+		StateVerifying, StateCommitting, StateCommitted, StateRollingBack, StateRolledBack, StateFailed:
 		return true
 	}
 	return false
@@ -57,11 +58,12 @@ func (s State) known() bool {
 const (
 	journalFile   = "journal.json"
 	journalSchema = 1
-	// maxJournal bounds the journal: it holds a signed bundle, whose own
-	// limit dominates.
-	maxJournal = 64 << 20
-	// maxRefused bounds how many refused releases the journal remembers.
+	// maxJournal bounds the journal file.
+	maxJournal = 1 << 20
+	// maxRefused bounds how many failed releases the journal remembers.
 	maxRefused = 32
+	// maxJunk bounds how many unverifiable bundles it remembers.
+	maxJunk = 16
 )
 
 // journal is the agent's durable record. Every change is written whole and
@@ -74,9 +76,13 @@ type journal struct {
 	Update *inflight `json:"update,omitempty"`
 	// Last is the outcome of the last update that ended.
 	Last *transport.Result `json:"last,omitempty"`
-	// Refused lists releases not to try again ("component@version digest"),
-	// oldest first.
+	// Refused lists verified releases that failed here and are not to be
+	// tried again ("component@version digest"), oldest first. Only a
+	// signed release can enter it, so junk cannot push one out.
 	Refused []string `json:"refused,omitempty"`
+	// Junk lists hashes of bundles that did not verify, so the same junk
+	// is not reported every pass.
+	Junk []string `json:"junk,omitempty"`
 }
 
 type component struct {
@@ -84,27 +90,36 @@ type component struct {
 	Floor   string `json:"floor,omitempty"`
 }
 
-// inflight is one update from offer to its end.
+// inflight is one update from offer to its end. It holds enough to finish
+// or undo the update without the bundle; the bundle itself is kept in its
+// own file (see bundlePath), named and checked by its hash.
 type inflight struct {
 	ID    string `json:"id"` // random; report IDs derive from it
 	State State  `json:"state"`
-	// Bundle is the signed bundle as received; it is verified again
-	// whenever the agent resumes.
-	Bundle      json.RawMessage  `json:"bundle"`
+	// BundleHash names and checks the stored bundle, which is verified
+	// again at every resume until the install starts.
+	BundleHash  string           `json:"bundle_hash"`
 	ArtifactURL string           `json:"artifact_url,omitempty"`
 	Policy      transport.Policy `json:"policy"`
 	Release     string           `json:"release"`
+	Kind        verify.Kind      `json:"kind"`
 	Digest      verify.Digest    `json:"digest"` // the artifact's
 	Component   string           `json:"component"`
 	From        string           `json:"from,omitempty"`
 	To          string           `json:"to"`
+	Floor       string           `json:"floor,omitempty"` // the release's, adopted on commit
 	Accepted    time.Time        `json:"accepted"`
 	// Snapshot is the backup taken before installing.
 	Snapshot string `json:"snapshot,omitempty"`
-	// DownloadRuns counts passes that failed to download.
-	DownloadRuns int `json:"download_runs,omitempty"`
-	// RollbackRuns counts rollbacks that failed.
-	RollbackRuns int `json:"rollback_runs,omitempty"`
+	// StepRuns counts the starts of the current state's step (backup,
+	// install, checks); it is journaled before each start so that a step
+	// that keeps killing the terminal is given up, not retried forever.
+	StepRuns int `json:"step_runs,omitempty"`
+	// DiskFullRuns counts passes whose download failed for lack of space.
+	DiskFullRuns int `json:"disk_full_runs,omitempty"`
+	// Failures counts failed attempts to commit or roll back; the first
+	// is reported as needing attention.
+	Failures int `json:"failures,omitempty"`
 	// Outcome, Reason and Detail are set once the end is known.
 	Outcome transport.Outcome `json:"outcome,omitempty"`
 	Reason  transport.Reason  `json:"reason,omitempty"`
@@ -127,8 +142,15 @@ func loadJournal(dir string, factory map[string]string) (*journal, error) {
 		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 	}
 	defer f.Close()
+	b, err := bounded.Read(f, maxJournal, path, ErrJournal)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
+	}
+	// Unknown fields are ignored, not refused: after a firmware rollback an
+	// older agent must still read what a newer one wrote. Incompatible
+	// changes bump the schema instead.
 	var j journal
-	if err := jsonwire.Decode(f, maxJournal, &j); err != nil {
+	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrJournal, path, err)
 	}
 	if j.Schema != journalSchema {
@@ -171,26 +193,20 @@ func (j *journal) clone() *journal {
 		c.Last = &l
 	}
 	c.Refused = append([]string(nil), j.Refused...)
+	c.Junk = append([]string(nil), j.Junk...)
 	return &c
 }
 
-func (j *journal) refused(key string) bool {
-	for _, r := range j.Refused {
-		if r == key {
-			return true
-		}
+// remember appends key to list unless it is there, keeping the newest max.
+func remember(list []string, key string, max int) []string {
+	if slices.Contains(list, key) {
+		return list
 	}
-	return false
-}
-
-func (j *journal) refuse(key string) {
-	if j.refused(key) {
-		return
+	list = append(list, key)
+	if n := len(list); n > max {
+		list = list[n-max:]
 	}
-	j.Refused = append(j.Refused, key)
-	if n := len(j.Refused); n > maxRefused {
-		j.Refused = j.Refused[n-maxRefused:]
-	}
+	return list
 }
 
 func (j *journal) componentList() []transport.Component {
@@ -201,5 +217,3 @@ func (j *journal) componentList() []transport.Component {
 	sortComponents(out)
 	return out
 }
-
-func maxVersion(a, b string) (string, error) { return version.Max(a, b) }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/upkeephq/upkeep/internal/atomicfile"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
@@ -22,6 +24,7 @@ import (
 type outbox struct {
 	dir string
 	log *slog.Logger
+	mu  sync.Mutex // one flush or add at a time
 }
 
 const maxOutbox = 256
@@ -36,6 +39,8 @@ func (o *outbox) path(id string) string {
 }
 
 func (o *outbox) add(r *transport.ReportRequest) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -46,8 +51,15 @@ func (o *outbox) add(r *transport.ReportRequest) error {
 	}
 	if len(names) >= maxOutbox {
 		// Never let reports fill the disk of a terminal that is offline for
-		// months: drop the oldest.
-		os.Remove(filepath.Join(o.dir, names[0]))
+		// months: drop the oldest refusal (they repeat), else the oldest.
+		drop := names[0]
+		for _, n := range names {
+			if strings.HasSuffix(n, "-"+string(transport.OutcomeRefused)+".json") {
+				drop = n
+				break
+			}
+		}
+		os.Remove(filepath.Join(o.dir, drop))
 	}
 	return atomicfile.WriteFile(o.path(r.ID), b, 0o600)
 }
@@ -92,6 +104,8 @@ func (o *outbox) list() ([]string, error) {
 // flush sends every report, oldest first, and stops at the first transient
 // failure: the rest wait for the network.
 func (o *outbox) flush(ctx context.Context, src Source) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	names, err := o.list()
 	if err != nil {
 		return err
@@ -120,7 +134,7 @@ func (o *outbox) flush(ctx context.Context, src Source) error {
 			}
 			return fmt.Errorf("update: sending report %s: %w", r.ID, err)
 		}
-		if err := os.Remove(path); err != nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

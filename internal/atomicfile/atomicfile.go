@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile atomically replaces path with data, created with perm.
@@ -86,6 +87,25 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("atomicfile: sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// CleanTemp removes the temporary files that a Write cut short by a crash
+// or power cut left in dir, and returns how many it removed.
+func CleanTemp(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // RemoveAll removes path and everything under it, then fsyncs its parent.

@@ -81,3 +81,16 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Errorf("directory holds %v, want %v", got, names)
 	}
 }
+
+func TestCleanTemp(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "journal.json"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, ".journal.json.tmp-123"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, ".r1.json.tmp-9"), nil, 0o600)
+	os.Mkdir(filepath.Join(dir, ".keep.tmp-dir"), 0o700)
+	n, err := CleanTemp(dir)
+	if err != nil || n != 2 {
+		t.Fatalf("CleanTemp = %d, %v; want 2", n, err)
+	}
+	assertOnly(t, dir, ".keep.tmp-dir", "journal.json")
+}
