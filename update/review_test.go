@@ -193,7 +193,9 @@ func TestExpiredSigningKeyIsReportedAsExpired(t *testing.T) {
 	}
 	f.keys = &transporttest.Keys{Root: f.keys.Root, Signing: short.Signing, Cert: certify(t, f.keys, short)}
 	r := f.release("1.1.0", 10_000, func(m *verify.Manifest) { m.Issued = f.Now().Add(-24 * time.Hour) })
-	a := f.agent(func(c *update.Config) { c.Source = &offering{Source: f.client, offers: []transport.Offer{{Bundle: r.Bundle}}} })
+	a := f.agent(func(c *update.Config) {
+		c.Source = &offering{Source: f.client, offers: []transport.Offer{{Bundle: r.Bundle}}}
+	})
 	res := mustUpdate(t, a)
 	if res.Reason != transport.ReasonExpired {
 		t.Errorf("reason %s (%v), want expired", res.Reason, res.Err)
