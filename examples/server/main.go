@@ -6,8 +6,10 @@
 // KEYS is the key directory from `release keygen` (only root.pub is read:
 // the server refuses to publish what terminals would refuse to install);
 // DIR is a release directory from `release pack` (repeat -publish for
-// more). Terminals register with SECRET. With -operator-token, operators
-// can list terminals:
+// more). Terminals register with SECRET. The secrets may come from the
+// environment instead ($UPKEEP_ENROLLMENT, $UPKEEP_OPERATOR_TOKEN), which
+// keeps them out of the process list. With -operator-token, operators can
+// list terminals:
 //
 //	curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:8080/v1/operator/terminals
 //
@@ -40,8 +42,10 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub (required)")
-	enrollment := fs.String("enrollment", "", "the enrollment credential terminals register with (required)")
-	operator := fs.String("operator-token", "", "bearer token for the operator API (empty disables it)")
+	enrollment := fs.String("enrollment", os.Getenv("UPKEEP_ENROLLMENT"),
+		"the enrollment credential terminals register with (required; default $UPKEEP_ENROLLMENT, which keeps it out of the process list)")
+	operator := fs.String("operator-token", os.Getenv("UPKEEP_OPERATOR_TOKEN"),
+		"bearer token for the operator API; empty disables it (default $UPKEEP_OPERATOR_TOKEN)")
 	beat := fs.Duration("heartbeat", time.Minute, "heartbeat interval terminals are told to use")
 	channel := fs.String("channel", "", "channel to publish on (default stable)")
 	blocking := fs.Bool("blocking", false, "mark published releases blocking: gates must not let the merchant defer them")
@@ -80,7 +84,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests are small; responses (artifacts) may take long on 4G, so
+	// there is no write timeout.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute}
 	log.Info("server: listening", "url", "http://"+ln.Addr().String(), "releases", len(publish))
 	go func() {
 		<-ctx.Done()

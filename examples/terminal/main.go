@@ -51,7 +51,7 @@ func run(args []string) error {
 	srvURL := fs.String("server", "http://127.0.0.1:8080", "update server base URL")
 	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub (required)")
 	state := fs.String("state", "", "state directory: identity, journal, downloads, backups (required)")
-	enrollment := fs.String("enrollment", "", "enrollment credential for the first registration")
+	enrollment := fs.String("enrollment", os.Getenv("UPKEEP_ENROLLMENT"), "enrollment credential for the first registration (default $UPKEEP_ENROLLMENT)")
 	serial := fs.String("serial", "", "serial number (default: derived from the state directory)")
 	model := fs.String("model", "P300", "terminal model")
 	hw := fs.String("hardware", "", "hardware revision")

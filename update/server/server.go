@@ -31,6 +31,9 @@ const (
 	DefaultCheckRetryAfter   = time.Hour
 	// maxHistory bounds the reports kept per terminal.
 	maxHistory = 32
+	// maxReportIDs bounds the report IDs remembered per terminal for
+	// deduplication; terminals resend only what their outbox holds.
+	maxReportIDs = 512
 )
 
 // Config configures a [Server]. Keys and one of Enrollment or Enroll are
@@ -41,6 +44,10 @@ type Config struct {
 	Keys *verify.KeyRing
 	// Enrollment is the fleet's enrollment credential a terminal presents
 	// to register (compared in constant time). Ignored when Enroll is set.
+	// A shared credential lets whoever holds it register a serial again (as
+	// a terminal must after a factory reset), which gives that serial a new
+	// token and revokes the old one; the model cannot change that way. Use
+	// Enroll with per-device credentials where that matters.
 	Enrollment string
 	// Enroll, if set, decides whether a registration is allowed, e.g. by
 	// checking a per-device credential against the vendor's inventory. It
@@ -94,7 +101,8 @@ type device struct {
 	components            []transport.Component
 	status                transport.HeartbeatRequest
 	registered            time.Time
-	reports               map[string]bool
+	reports               map[string]bool // report IDs seen, for deduplication
+	reportOrder           []string        // the same, oldest first, to bound them
 	history               []transport.ReportRequest
 	last                  *transport.Result
 	directives            []transport.Directive
@@ -159,13 +167,18 @@ func (s *Server) Publish(ctx context.Context, dir string, opts PublishOptions) (
 		rel: release.FromManifest(rd.Manifest, opts.Channel), manifest: rd.Manifest, bundle: rd.Bundle,
 		path: rd.ArtifactPath(), policy: opts.Policy, at: s.cfg.Now(),
 	}
+	p.rel.Channel = cmp.Or(p.rel.Channel, release.DefaultChannel)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releases = slices.DeleteFunc(s.releases, func(q *published) bool {
 		return q.rel.ID() == p.rel.ID() && q.rel.Channel == p.rel.Channel
 	})
 	s.releases = append(s.releases, p)
-	s.byDigest[rd.Manifest.Artifact.Digest] = p
+	// Serve each artifact while a release that names it is published.
+	s.byDigest = map[verify.Digest]*published{}
+	for _, q := range s.releases {
+		s.byDigest[q.manifest.Artifact.Digest] = q
+	}
 	s.log.Info("server: published", "release", p.rel.ID(), "channel", cmp.Or(opts.Channel, release.DefaultChannel),
 		"bytes", rd.Manifest.Artifact.Size)
 	return p.rel, nil
@@ -217,7 +230,16 @@ func (s *Server) Register(ctx context.Context, req *transport.RegisterRequest) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, ok := s.bySerial[req.Serial]
-	if !ok {
+	if ok && s.devices[id].model != req.Model {
+		// A registration cannot turn a terminal into another model and
+		// so into a target for another model's firmware.
+		s.log.Warn("server: refused re-registration as another model", "device", id, "serial", req.Serial,
+			"model", s.devices[id].model, "claimed", req.Model)
+		return nil, transport.Errorf(transport.CodeConflict, "serial %s is registered as another model", req.Serial)
+	}
+	if ok {
+		s.log.Warn("server: terminal registered again; its old token is revoked", "device", id, "serial", req.Serial)
+	} else {
 		s.idCounter++
 		id = fmt.Sprintf("t-%06d", s.idCounter)
 		s.bySerial[req.Serial] = id
@@ -347,23 +369,44 @@ func (s *Server) Report(ctx context.Context, deviceID string, req *transport.Rep
 		return &transport.ReportResponse{Duplicate: true}, nil
 	}
 	d.reports[req.ID] = true
+	d.reportOrder = append(d.reportOrder, req.ID)
+	if len(d.reportOrder) > maxReportIDs {
+		delete(d.reports, d.reportOrder[0])
+		d.reportOrder = d.reportOrder[1:]
+	}
 	d.history = append(d.history, *req)
 	if len(d.history) > maxHistory {
 		d.history = d.history[len(d.history)-maxHistory:]
 	}
 	d.last = &transport.Result{Release: req.Release, Outcome: req.Outcome, Reason: req.Reason, At: req.At}
-	if name, _, ok := strings.Cut(req.Release, "@"); ok && req.Outcome == transport.OutcomeCommitted {
-		// A commit says what the terminal now runs; do not wait for its
-		// next heartbeat to show it.
-		i := slices.IndexFunc(d.components, func(c transport.Component) bool { return c.Name == name })
-		if i < 0 {
-			d.components = append(d.components, transport.Component{Name: name})
-			i = len(d.components) - 1
-		}
-		d.components[i].Version = req.To
+	if req.Outcome == transport.OutcomeCommitted {
+		s.committed(d, req.Release)
 	}
 	s.log.Info("server: report", "device", deviceID, "release", req.Release, "outcome", req.Outcome, "reason", req.Reason)
 	return &transport.ReportResponse{}, nil
+}
+
+// committed records, on a commit report, what the terminal now runs, so
+// operators need not wait for its next heartbeat. Only a release this
+// server published counts: a report cannot invent components.
+func (s *Server) committed(d *device, id string) {
+	var m *verify.Manifest
+	for _, p := range s.releases {
+		if p.rel.ID() == id {
+			m = p.manifest
+			break
+		}
+	}
+	if m == nil {
+		return
+	}
+	i := slices.IndexFunc(d.components, func(c transport.Component) bool { return c.Name == m.Component })
+	switch {
+	case i >= 0:
+		d.components[i].Version = m.Version
+	case len(d.components) < transport.MaxComponents:
+		d.components = append(d.components, transport.Component{Name: m.Component, Version: m.Version})
+	}
 }
 
 // Terminal is a terminal as operators see it.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -394,4 +396,81 @@ func TestNewValidates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReRegistrationCannotChangeTheModel(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.client("SN1", "P300")
+	other, err := httptransport.New(httptransport.Config{BaseURL: e.http.URL, RetryMax: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.Register(context.Background(), &transport.RegisterRequest{Enrollment: enrollment, Serial: "SN1", Model: "P900"})
+	if !errors.Is(err, transport.ErrConflict) {
+		t.Fatalf("re-registering as another model = %v, want ErrConflict", err)
+	}
+	if _, err := c.Heartbeat(context.Background(), &transport.HeartbeatRequest{Seq: 1}); err != nil {
+		t.Errorf("the real terminal lost its token: %v", err)
+	}
+}
+
+// TestReportsCannotInventComponents: a commit report changes a terminal's
+// recorded version only for a release this server published, and the IDs
+// remembered for deduplication are bounded.
+func TestReportsCannotInventComponents(t *testing.T) {
+	e := newEnv(t)
+	e.publish(e.pack(e.keys, "1.1.0", content(10_000, 4)))
+	c, id := e.client("SN1", "P300")
+	ctx := context.Background()
+	for i := 0; i < 600; i++ {
+		rel := fmt.Sprintf("junk%d@9.9.%d", i, i)
+		if i == 599 {
+			rel = "firmware@1.1.0"
+		}
+		rep := &transport.ReportRequest{ID: fmt.Sprintf("r-%d", i), Release: rel, To: "9.9.9", Phase: "committing",
+			Outcome: transport.OutcomeCommitted, Reason: transport.ReasonOK, At: time.Now()}
+		if _, err := c.Report(ctx, rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	term := find(t, e.srv.Terminals(), id)
+	if len(term.Components) != 1 || term.Components[0].Name != "firmware" || term.Components[0].Version != "1.1.0" {
+		t.Errorf("components %+v, want only firmware 1.1.0 from the published release", term.Components)
+	}
+	if len(term.Reports) > 32 {
+		t.Errorf("%d reports kept, want at most 32", len(term.Reports))
+	}
+}
+
+func TestRepublishServesOnlyPublishedArtifacts(t *testing.T) {
+	e := newEnv(t)
+	first := e.pack(e.keys, "1.1.0", content(10_000, 5))
+	second := e.pack(e.keys, "1.1.0", content(10_000, 6))
+	e.publish(first)
+	if _, err := e.srv.Publish(context.Background(), second, server.PublishOptions{Channel: "stable"}); err != nil {
+		t.Fatal(err)
+	}
+	rels := e.srv.Releases()
+	if len(rels) != 1 {
+		t.Fatalf("%d releases after republishing 1.1.0 on the same (default) channel, want 1", len(rels))
+	}
+	m1, _ := verify.ParseBundle(mustRead(t, filepath.Join(first, verify.ManifestFile)))
+	pm, _ := verify.ParseManifest(m1.Manifest.Payload)
+	if _, err := e.srv.Artifact(context.Background(), "t", string(pm.Artifact.Digest)); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("the replaced artifact is still served: %v", err)
+	}
+	a, err := e.srv.Artifact(context.Background(), "t", string(rels[0].Digest))
+	if err != nil {
+		t.Fatalf("the new artifact is not served: %v", err)
+	}
+	a.Content.(io.Closer).Close()
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
