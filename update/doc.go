@@ -2,16 +2,28 @@
 // that takes one release at a time from offer to commit, or back.
 //
 //	idle → offered → gated → downloading → downloaded → backing-up →
-//	installing → verifying → committed
-//	                         └→ rolling-back → rolled-back
+//	installing → verifying → committing → committed
+//	     └──────────┴→ rolling-back → rolled-back
 //	(refused before installing: → failed)
 //
 // Each transition is written to a journal in the state directory (temp
 // file, fsync, rename, fsync the directory) before its side effects begin,
 // so after a power cut [Agent.Update] knows exactly where it stopped and
-// resumes or rolls back. Downloads need no journal of their own: what is on
-// disk is verified chunk by chunk against the signed manifest before it is
-// trusted.
+// resumes or rolls back:
+//
+//   - before installing, the stored bundle is verified again (a release
+//     that expired while it waited is refused) and the download resumes,
+//     fetching only the chunks that are missing or wrong on disk;
+//   - installing and verifying run again from the start (installers are
+//     idempotent), at most Config.StepAttempts times, then roll back;
+//   - committing (the checks passed) only goes forward;
+//   - rolling-back runs again until it succeeds, reported as needing
+//     attention meanwhile.
+//
+// Downloads need no journal of their own: what is on disk is verified
+// chunk by chunk against the signed manifest before it is trusted. Network
+// and server failures never give a release up; the agent retries with
+// backoff until the release expires.
 //
 // The vendor supplies the platform parts through small interfaces and
 // functions in [Config]: the [Source] (a transport.Client), the

@@ -240,7 +240,7 @@ func (d *downloader) readChunk(r io.Reader, f *os.File, a *verify.Artifact, i in
 func (d *downloader) classify(err error) error {
 	// A range the server cannot satisfy means its artifact is not the one
 	// the manifest describes. Anything else (a 404 while a CDN catches up,
-	// a server error) may pass; MaxDownloadRuns bounds how long we wait.
+	// a server error) may pass; the release's expiry bounds how long we wait.
 	if errors.Is(err, transport.ErrRange) {
 		return &permanentError{err}
 	}
