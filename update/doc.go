@@ -3,7 +3,8 @@
 //
 //	idle → offered → gated → downloading → downloaded → backing-up →
 //	installing → verifying → committing → committed
-//	     └──────────┴→ rolling-back → rolled-back
+//	    │            │
+//	    └────────────┴→ rolling-back → rolled-back
 //	(refused before installing: → failed)
 //
 // Each transition is written to a journal in the state directory (temp
