@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -37,26 +38,42 @@ var (
 	ErrUnavailable  = errors.New("transport: unavailable")
 )
 
-var codes = map[Code]struct {
+// codes lists every code with its status and sentinel, in the fixed order
+// in which [AsError] looks for a matching sentinel.
+var codes = []struct {
+	code   Code
 	status int
 	err    error
 }{
-	CodeBadRequest:   {http.StatusBadRequest, ErrBadRequest},
-	CodeUnauthorized: {http.StatusUnauthorized, ErrUnauthorized},
-	CodeForbidden:    {http.StatusForbidden, ErrForbidden},
-	CodeNotFound:     {http.StatusNotFound, ErrNotFound},
-	CodeConflict:     {http.StatusConflict, ErrConflict},
-	CodeTooLarge:     {http.StatusRequestEntityTooLarge, ErrTooLarge},
-	CodeRange:        {http.StatusRequestedRangeNotSatisfiable, ErrRange},
-	CodeRateLimited:  {http.StatusTooManyRequests, ErrRateLimited},
-	CodeInternal:     {http.StatusInternalServerError, ErrInternal},
-	CodeUnavailable:  {http.StatusServiceUnavailable, ErrUnavailable},
+	{CodeBadRequest, http.StatusBadRequest, ErrBadRequest},
+	{CodeUnauthorized, http.StatusUnauthorized, ErrUnauthorized},
+	{CodeForbidden, http.StatusForbidden, ErrForbidden},
+	{CodeNotFound, http.StatusNotFound, ErrNotFound},
+	{CodeConflict, http.StatusConflict, ErrConflict},
+	{CodeTooLarge, http.StatusRequestEntityTooLarge, ErrTooLarge},
+	{CodeRange, http.StatusRequestedRangeNotSatisfiable, ErrRange},
+	{CodeRateLimited, http.StatusTooManyRequests, ErrRateLimited},
+	{CodeInternal, http.StatusInternalServerError, ErrInternal},
+	{CodeUnavailable, http.StatusServiceUnavailable, ErrUnavailable},
 }
+
+// lookup returns the index of c in codes, or -1 for an unknown code.
+func lookup(c Code) int {
+	for i, e := range codes {
+		if e.code == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Known reports whether c is one of this package's codes.
+func (c Code) Known() bool { return lookup(c) >= 0 }
 
 // Status returns the HTTP status that carries c (500 for unknown codes).
 func (c Code) Status() int {
-	if e, ok := codes[c]; ok {
-		return e.status
+	if i := lookup(c); i >= 0 {
+		return codes[i].status
 	}
 	return http.StatusInternalServerError
 }
@@ -64,9 +81,9 @@ func (c Code) Status() int {
 // CodeForStatus returns the code conventionally carried by an HTTP status,
 // for responses that came without an error body (a proxy's 502, a CDN's 404).
 func CodeForStatus(status int) Code {
-	for c, e := range codes {
+	for _, e := range codes {
 		if e.status == status {
-			return c
+			return e.code
 		}
 	}
 	switch {
@@ -115,8 +132,8 @@ func (e *Error) HTTPStatus() int {
 
 // Is matches the sentinel of e's code.
 func (e *Error) Is(target error) bool {
-	c, ok := codes[e.Code]
-	return ok && c.err == target
+	i := lookup(e.Code)
+	return i >= 0 && codes[i].err == target
 }
 
 // ErrorBody is the JSON body of every error response.
@@ -130,18 +147,43 @@ type ErrorDetail struct {
 	Message string `json:"message,omitempty"`
 }
 
-// AsError turns any error into the *Error a server sends for it: an *Error
-// in err's chain as it is; a sentinel of this package as its code; anything
-// else as CodeInternal, with its text withheld from the wire.
+// internalMessage is the only text an internal error carries on the wire.
+const internalMessage = "internal error"
+
+// AsError turns any error into the *Error a server sends for it, and never
+// puts err's own text on the wire unless err chose it:
+//
+//   - the first *Error in err's chain as it is, when its code is known and
+//     not CodeInternal;
+//   - an *Error of CodeInternal with its message replaced by "internal
+//     error" (its Status and RetryAfter kept);
+//   - an *Error of a code this package does not know as a plain
+//     CodeInternal (status 500, "internal error");
+//   - an error wrapping a sentinel of this package as that sentinel's code,
+//     carrying only the sentinel's text (what else err says, a query or a
+//     DSN, stays in the server's log). When err wraps several, the first
+//     in the order the codes are declared wins;
+//   - anything else as CodeInternal with the message "internal error".
+//
+// Wrap an *Error, not a sentinel, to send a message of your own.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
-		return e
+		switch {
+		case e.Code == CodeInternal:
+			return &Error{Status: e.Status, Code: CodeInternal, Message: internalMessage, RetryAfter: e.RetryAfter}
+		case e.Code.Known():
+			return e
+		}
+		return &Error{Code: CodeInternal, Message: internalMessage}
 	}
-	for c, v := range codes {
-		if errors.Is(err, v.err) {
-			return &Error{Code: c, Message: err.Error()}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			if c.code == CodeInternal {
+				break
+			}
+			return &Error{Code: c.code, Message: strings.TrimPrefix(c.err.Error(), "transport: ")}
 		}
 	}
-	return &Error{Code: CodeInternal, Message: "internal error"}
+	return &Error{Code: CodeInternal, Message: internalMessage}
 }

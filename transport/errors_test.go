@@ -103,35 +103,104 @@ func TestErrorString(t *testing.T) {
 
 func TestAsError(t *testing.T) {
 	given := &transport.Error{Code: transport.CodeConflict, Message: "busy", RetryAfter: time.Second}
+	secret := []string{"postgres", "user:pw", "10.0.0.1", "password", "teapot detail", "stack"}
 	tests := []struct {
-		name     string
-		err      error
-		wantCode transport.Code
-		check    func(*testing.T, *transport.Error)
+		name        string
+		err         error
+		wantCode    transport.Code
+		wantMessage string // "" means any
+		wantStatus  int
+		check       func(*testing.T, *transport.Error)
 	}{
-		{"an *Error as it is", given, transport.CodeConflict, func(t *testing.T, e *transport.Error) {
+		{"an *Error as it is", given, transport.CodeConflict, "busy", 409, func(t *testing.T, e *transport.Error) {
 			if e != given {
 				t.Errorf("AsError made a new *Error")
 			}
 		}},
-		{"a wrapped *Error", fmt.Errorf("svc: %w", given), transport.CodeConflict, nil},
-		{"a wrapped sentinel", fmt.Errorf("device d1: %w", transport.ErrForbidden), transport.CodeForbidden, nil},
-		{"anything else", errors.New("db at 10.0.0.1: password expired"), transport.CodeInternal, func(t *testing.T, e *transport.Error) {
-			if strings.Contains(e.Message, "password") {
-				t.Errorf("internal text on the wire: %q", e.Message)
-			}
-		}},
-		{"a context error", context.DeadlineExceeded, transport.CodeInternal, nil},
+		{"a wrapped *Error", fmt.Errorf("svc: %w", given), transport.CodeConflict, "busy", 409, nil},
+		{"a wrapped sentinel", fmt.Errorf("device d1: %w", transport.ErrForbidden), transport.CodeForbidden, "forbidden", 403, nil},
+		{"a sentinel wrapped with a DSN", fmt.Errorf("query on postgres://user:pw@db: %w", transport.ErrNotFound),
+			transport.CodeNotFound, "not found", 404, nil},
+		{"a bare sentinel", transport.ErrRange, transport.CodeRange, "range not satisfiable", 416, nil},
+		{"a wrapped internal sentinel", fmt.Errorf("db at 10.0.0.1: %w", transport.ErrInternal),
+			transport.CodeInternal, "internal error", 500, nil},
+		{"an internal *Error", &transport.Error{Code: transport.CodeInternal, Message: "stack: db password", RetryAfter: 3 * time.Second},
+			transport.CodeInternal, "internal error", 500, func(t *testing.T, e *transport.Error) {
+				if e.RetryAfter != 3*time.Second {
+					t.Errorf("RetryAfter %s, want 3s kept", e.RetryAfter)
+				}
+			}},
+		{"an unknown code", &transport.Error{Status: 418, Code: "teapot", Message: "teapot detail", RetryAfter: time.Second},
+			transport.CodeInternal, "internal error", 500, func(t *testing.T, e *transport.Error) {
+				if errors.Is(e, transport.ErrBadRequest) || !errors.Is(e, transport.ErrInternal) {
+					t.Errorf("an unknown code does not match ErrInternal alone")
+				}
+			}},
+		{"an unknown code, wrapped", fmt.Errorf("svc: %w", &transport.Error{Code: "teapot", Message: "teapot detail"}),
+			transport.CodeInternal, "internal error", 500, nil},
+		{"anything else", errors.New("db at 10.0.0.1: password expired"), transport.CodeInternal, "internal error", 500, nil},
+		{"a context error", context.DeadlineExceeded, transport.CodeInternal, "internal error", 500, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := transport.AsError(tt.err)
-			if e.Code != tt.wantCode {
-				t.Fatalf("code %s, want %s", e.Code, tt.wantCode)
+			if e.Code != tt.wantCode || e.HTTPStatus() != tt.wantStatus {
+				t.Fatalf("code %s status %d, want %s %d", e.Code, e.HTTPStatus(), tt.wantCode, tt.wantStatus)
+			}
+			if tt.wantMessage != "" && e.Message != tt.wantMessage {
+				t.Errorf("message %q, want %q", e.Message, tt.wantMessage)
+			}
+			for _, s := range secret {
+				if strings.Contains(e.Message, s) {
+					t.Errorf("%q on the wire: %q", s, e.Message)
+				}
 			}
 			if tt.check != nil {
 				tt.check(t, e)
 			}
 		})
+	}
+}
+
+// TestAsErrorDeterministic: an error wrapping several sentinels maps to
+// the same code every time, the first in the declared order.
+func TestAsErrorDeterministic(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want transport.Code
+	}{
+		{"not found and forbidden", errors.Join(transport.ErrNotFound, transport.ErrForbidden), transport.CodeForbidden},
+		{"unavailable and bad request", errors.Join(transport.ErrUnavailable, transport.ErrBadRequest), transport.CodeBadRequest},
+		{"range and conflict", fmt.Errorf("%w, %w", transport.ErrRange, transport.ErrConflict), transport.CodeConflict},
+		{"internal and too large", errors.Join(transport.ErrInternal, transport.ErrTooLarge), transport.CodeTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 100 { // map order would differ within a hundred tries
+				if got := transport.AsError(tt.err).Code; got != tt.want {
+					t.Fatalf("AsError code %s, want %s", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestCodeKnown(t *testing.T) {
+	tests := []struct {
+		code transport.Code
+		want bool
+	}{
+		{transport.CodeNotFound, true},
+		{transport.CodeInternal, true},
+		{transport.CodeUnavailable, true},
+		{"", false},
+		{"teapot", false},
+		{"NOT_FOUND", false},
+	}
+	for _, tt := range tests {
+		if got := tt.code.Known(); got != tt.want {
+			t.Errorf("Code(%q).Known() = %v, want %v", tt.code, got, tt.want)
+		}
 	}
 }

@@ -127,8 +127,10 @@ type Offer struct {
 	// Bundle is the signed bundle (see verify.Bundle), verbatim.
 	Bundle json.RawMessage `json:"bundle"`
 	// ArtifactURL is where the bytes are: an absolute URL (a CDN, any
-	// Range-capable server) or empty for PathArtifacts+digest on the
-	// update server.
+	// Range-capable server), a path under the update server's base URL
+	// (see [ResolveArtifactURL]: "v1/artifacts/x" and "/v1/artifacts/x"
+	// both keep the base's path prefix), or empty for
+	// PathArtifacts+digest on the update server.
 	ArtifactURL string `json:"artifact_url,omitempty"`
 	Policy      Policy `json:"policy"`
 }
@@ -205,10 +207,12 @@ type ReportResponse struct {
 // ArtifactRequest asks for bytes of an artifact.
 type ArtifactRequest struct {
 	// Digest is the artifact's digest; URL, when set, is where to get it
-	// (an Offer's ArtifactURL), otherwise the update server serves it.
+	// (an Offer's ArtifactURL, resolved with [ResolveArtifactURL]),
+	// otherwise the update server serves it.
 	Digest string
 	URL    string
-	// Offset and Length select the bytes; Length < 0 means to the end.
+	// Offset and Length select the bytes; Length -1 means to the end.
+	// See [ArtifactRequest.Validate].
 	Offset int64
 	Length int64
 }

@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,24 +22,29 @@ import (
 const discardBufferSize = 256 << 10
 
 // OpenArtifact fetches bytes of an artifact: from req.URL when set (an
-// absolute URL, or one relative to BaseURL), else from the update server's
-// transport.PathArtifacts + req.Digest. It asks with a Range header when
-// req.Offset > 0 or req.Length >= 0 and checks that a 206 answer carries
-// exactly that range; a server that ignores Range and answers 200 is
-// handled by skipping to Offset. A range that starts at or runs past the
-// end is transport.ErrRange. A request of Length 0 returns an empty reader
-// without asking anything.
+// absolute URL, or a path under BaseURL, its path prefix kept: see
+// transport.ResolveArtifactURL), else from the update server's
+// transport.PathArtifacts + req.Digest. A range that fails
+// req.Validate (a negative offset, a length below -1, an end past the
+// largest int64) is a *transport.Error of CodeBadRequest. It asks with a
+// Range header when req.Offset > 0 or req.Length > 0 and checks that a 206
+// answer carries exactly that range; a server that ignores Range and
+// answers 200 is handled by skipping to Offset. A range that starts at or
+// runs past the end is transport.ErrRange. A request of Length 0 returns
+// an empty reader without asking anything.
 //
 // The device token is sent only when the URL is on BaseURL's scheme and
-// host. The returned reader passes each Read straight to the response body
-// (read it in large pieces), yields exactly the bytes asked for and reports
-// a body that ends early as io.ErrUnexpectedEOF. The caller closes it.
+// host. Errors name a URL off that origin without its query and
+// userinfo. The returned reader passes each Read straight to the response
+// body (read it in large pieces), yields exactly the bytes asked for and
+// reports a body that ends early as io.ErrUnexpectedEOF. The caller
+// closes it.
 func (c *Client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.Offset < 0 {
-		return nil, transport.Errorf(transport.CodeBadRequest, "artifact offset %d is negative", req.Offset)
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
 	u, err := c.artifactURL(req)
 	if err != nil {
@@ -85,21 +91,14 @@ func (c *Client) artifactURL(req transport.ArtifactRequest) (*url.URL, error) {
 		}
 		return c.endpoint(transport.PathArtifacts + req.Digest), nil
 	}
-	ref, err := url.Parse(req.URL)
-	if err != nil {
-		return nil, transport.Errorf(transport.CodeBadRequest, "artifact URL: %v", err)
-	}
-	u := c.base.ResolveReference(ref)
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, transport.Errorf(transport.CodeBadRequest, "artifact URL %q: want http or https", u.Redacted())
-	}
-	return u, nil
+	return transport.ResolveArtifactURL(c.base, req.URL)
 }
 
 // artifactBody checks resp against what was asked and returns the reader
 // of exactly those bytes, or an error (closing resp's body).
 func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req transport.ArtifactRequest, ranged bool) (io.ReadCloser, error) {
 	var remain int64 // bytes the reader must yield; -1: to the body's end
+	body := io.ReadCloser(resp.Body)
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if !ranged {
@@ -141,10 +140,12 @@ func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req tran
 			drain(resp.Body)
 			return nil, pastEnd(req, size)
 		}
-		if err := skip(ctx, resp.Body, req.Offset); err != nil {
+		rest, err := skip(ctx, resp.Body, req, size < 0)
+		if err != nil {
 			_ = resp.Body.Close()
 			return nil, err
 		}
+		body = readCloser{rest, resp.Body}
 		switch {
 		case req.Length > 0:
 			remain = req.Length
@@ -154,7 +155,7 @@ func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req tran
 	default:
 		return nil, c.responseError(resp)
 	}
-	return &artifactReader{ctx: ctx, body: resp.Body, remain: remain}, nil
+	return &artifactReader{ctx: ctx, body: body, remain: remain}, nil
 }
 
 func pastEnd(req transport.ArtifactRequest, size int64) error {
@@ -165,23 +166,46 @@ func pastEnd(req transport.ArtifactRequest, size int64) error {
 		req.Offset, req.Offset+req.Length-1, size)
 }
 
-// skip discards the first n bytes of body.
-func skip(ctx context.Context, body io.Reader, n int64) error {
+// skip discards the bytes of body before req.Offset and returns the reader
+// of the rest. A body that ends cleanly before Offset is an artifact too
+// short for the range: transport.ErrRange. With peek (the body's length
+// is unknown) so is one that ends right at Offset, found by reading a byte
+// ahead.
+func skip(ctx context.Context, body io.Reader, req transport.ArtifactRequest, peek bool) (io.Reader, error) {
+	n := req.Offset
 	if n == 0 {
-		return nil
+		return body, nil
+	}
+	fail := func(err error) (io.Reader, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, fmt.Errorf("httptransport: skipping to offset %d: %w", n, err)
 	}
 	buf := make([]byte, min(n, discardBufferSize))
 	got, err := io.CopyBuffer(io.Discard, io.LimitReader(onlyReader{body}, n), buf)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
+	switch {
+	case err != nil:
+		return fail(err)
+	case got < n:
+		return nil, pastEnd(req, got)
+	case !peek:
+		return body, nil
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(body, first[:]); err != nil {
+		if err == io.EOF {
+			return nil, pastEnd(req, n)
 		}
-		return fmt.Errorf("httptransport: skipping to offset %d: %w", n, err)
+		return fail(err)
 	}
-	if got < n {
-		return fmt.Errorf("httptransport: body ended at %d, before offset %d: %w", got, n, io.ErrUnexpectedEOF)
-	}
-	return nil
+	return io.MultiReader(bytes.NewReader(first[:]), body), nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // emptyBody is an artifact reader of zero bytes.

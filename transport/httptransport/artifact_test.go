@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -123,7 +125,12 @@ func TestRangeAnswered200(t *testing.T) {
 		{"to the end, no length", false, 9000, -1, nil},
 		{"past the end", true, 10000, 1, transport.ErrRange},
 		{"straddling the end", true, 9990, 20, transport.ErrRange},
-		{"past the end, no length", false, 10000, 1, io.ErrUnexpectedEOF},
+		{"past the end, no length", false, 10001, 1, transport.ErrRange},
+		{"far past the end, no length", false, 50000, -1, transport.ErrRange},
+		{"at the end, no length", false, 10000, 1, transport.ErrRange},
+		{"at the end to the end, no length", false, 10000, -1, transport.ErrRange},
+		{"last byte, no length", false, 9999, -1, nil},
+		// The body ends inside the range: bytes were already handed over.
 		{"straddling the end, no length", false, 9990, 20, io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
@@ -299,4 +306,91 @@ func TestArtifactRetriedBeforeBody(t *testing.T) {
 			t.Fatalf("%d artifact attempts, want 3", n)
 		}
 	})
+}
+
+// TestArtifactURLUnderPrefix: a relative artifact URL keeps BaseURL's
+// path prefix, with or without its leading slash.
+func TestArtifactURLUnderPrefix(t *testing.T) {
+	data := testBytes(100)
+	s := newScript(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	})
+	rt := newMemTransport(map[string]http.Handler{baseHost: s})
+	tests := []struct {
+		base, ref, wantPath string
+	}{
+		{"http://tms.test/upkeep", "v1/artifacts/x", "/upkeep/v1/artifacts/x"},
+		{"http://tms.test/upkeep", "/v1/artifacts/x", "/upkeep/v1/artifacts/x"},
+		{"http://tms.test/upkeep/", "/v1/artifacts/x", "/upkeep/v1/artifacts/x"},
+		{"http://tms.test", "/v1/artifacts/x", "/v1/artifacts/x"},
+		{"http://tms.test/upkeep", "http://tms.test/elsewhere/x", "/elsewhere/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.base+" "+tt.ref, func(t *testing.T) {
+			c := newClient(t, rt, httptransport.Config{BaseURL: tt.base})
+			before := len(rt.requests())
+			got, err := readAll(t, c, transport.ArtifactRequest{URL: tt.ref, Offset: 10, Length: 5})
+			if err != nil || !bytes.Equal(got, data[10:15]) {
+				t.Fatalf("read %q, %v", got, err)
+			}
+			reqs := rt.requests()[before:]
+			if len(reqs) != 1 || reqs[0].Path != tt.wantPath {
+				t.Fatalf("requests %+v, want one for %s", reqs, tt.wantPath)
+			}
+			if reqs[0].Header.Get("Authorization") != "Bearer tok" {
+				t.Errorf("no token sent to the update server")
+			}
+		})
+	}
+}
+
+// TestPresignedURLRedacted: the query and userinfo of a URL off the base
+// origin (a presigned CDN URL's signature) reach neither the errors nor
+// the logs; URLs on the base origin are shown whole.
+func TestPresignedURLRedacted(t *testing.T) {
+	const presigned = "https://u:hunter2@cdn.test/a.bin?X-Amz-Credential=AKIA42&X-Amz-Signature=s3cr3t#frag"
+	secrets := []string{"hunter2", "AKIA42", "s3cr3t", "frag"}
+	tests := []struct {
+		name string
+		req  transport.ArtifactRequest
+		want string // what the error must say of the URL
+	}{
+		{"refused", transport.ArtifactRequest{URL: presigned, Length: -1}, "https://cdn.test/a.bin"},
+		{"redirected to", transport.ArtifactRequest{URL: "/to-cdn", Length: -1}, "https://cdn.test/a.bin"},
+		{"unparseable", transport.ArtifactRequest{URL: "https://cdn.test/%zz?X-Amz-Signature=s3cr3t", Length: -1}, ""},
+		{"redirected to ftp", transport.ArtifactRequest{URL: "/to-ftp", Length: -1}, "ftp://cdn.test/a.bin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs bytes.Buffer
+				mux := http.NewServeMux()
+				mux.Handle("/to-cdn", http.RedirectHandler(presigned, http.StatusFound))
+				mux.Handle("/to-ftp", http.RedirectHandler(strings.Replace(presigned, "https", "ftp", 1), http.StatusFound))
+				rt := newMemTransport(map[string]http.Handler{baseHost: mux}) // cdn.test refuses
+				c := newClient(t, rt, httptransport.Config{
+					RetryMax: 2,
+					Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				})
+				_, err := readAll(t, c, tt.req)
+				if err == nil {
+					t.Fatal("OpenArtifact succeeded")
+				}
+				for _, s := range secrets {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("error holds %q: %v", s, err)
+					}
+					if strings.Contains(logs.String(), s) {
+						t.Errorf("log holds %q:\n%s", s, logs.String())
+					}
+				}
+				if tt.want != "" && !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("error %v does not name %s", err, tt.want)
+				}
+				if strings.Contains(tt.req.URL, "/to-") && !strings.Contains(logs.String()+err.Error(), "http://tms.test/to-") {
+					t.Errorf("the base URL is not named in full:\n%v\n%s", err, logs.String())
+				}
+			})
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -33,6 +34,11 @@ const (
 // maxErrorBody bounds the error body read from a failed response.
 const maxErrorBody = 64 << 10
 
+// maxSmallResponse bounds the answers to register, heartbeat and report,
+// which carry a few short fields; only check's answer, with its signed
+// manifests, may reach MaxResponseSize.
+const maxSmallResponse = 64 << 10
+
 // maxRedirects is how many redirects a request follows when the vendor's
 // client does not say.
 const maxRedirects = 10
@@ -45,9 +51,13 @@ type Config struct {
 
 	// HTTPClient is the vendor's client: its Transport carries mutual TLS,
 	// proxies and pinned roots. The Client uses a copy whose CheckRedirect
-	// also drops the device token on a redirect to another host. Nil means
-	// a new client with dial, TLS-handshake and response-header timeouts and
-	// no overall timeout (an artifact download may take long);
+	// also drops the device token on a redirect to another host and
+	// refuses a redirect to anything but http or https. The vendor's
+	// Transport (http.DefaultTransport when it is nil) is shared, never
+	// reconfigured, and its idle connections are never closed by the
+	// Client: other users of it are not disturbed. Nil means a new client,
+	// of this Client's own, with dial, TLS-handshake and response-header
+	// timeouts and no overall timeout (an artifact download may take long);
 	// http.DefaultClient is never used.
 	HTTPClient *http.Client
 
@@ -55,7 +65,10 @@ type Config struct {
 	// Empty means none yet: Register stores the token it gets.
 	Token string
 
-	// Logger receives retry and error logs. Nil discards them.
+	// Logger receives a warning for each retried attempt. URLs off the
+	// base URL's origin are logged without their query (a presigned CDN
+	// URL's signature) and userinfo; the device token is never logged.
+	// Nil discards them.
 	Logger *slog.Logger
 
 	// RetryMax is how many failed attempts are retried: 0 means
@@ -71,27 +84,33 @@ type Config struct {
 	// one call waits out before giving up: 0 means [DefaultMaxShed],
 	// negative means none.
 	MaxShed int
-	// MaxRetryAfter caps one wait for a server's Retry-After; 0 means
-	// [DefaultMaxRetryAfter].
+	// MaxRetryAfter is the longest server's Retry-After a call waits out
+	// itself; 0 means [DefaultMaxRetryAfter]. A Retry-After above it is
+	// not waited out (nor cut short): the call returns the answer at once
+	// as a *transport.Error with RetryAfter set, for the caller to
+	// schedule. So is one whose wait would end after ctx's deadline.
 	MaxRetryAfter time.Duration
 
-	// MaxResponseSize bounds a JSON response body; 0 means
-	// transport.MaxResponseSize. Artifact bytes are not bounded by it.
+	// MaxResponseSize bounds the JSON body of a check response; 0 means
+	// transport.MaxResponseSize. The answers to register, heartbeat and
+	// report are bounded at 64 KiB (or MaxResponseSize, when smaller), and
+	// artifact bytes are not bounded by it.
 	MaxResponseSize int64
 
 	// UserAgent is sent on every request; empty means [DefaultUserAgent].
+	// It must be a valid header value: no control bytes but tab.
 	UserAgent string
 }
 
 // Client is the terminal's side of protocol v1 over HTTP. It is safe for
 // concurrent use.
 type Client struct {
-	base    *url.URL
-	http    *http.Client
-	log     *slog.Logger
-	rlog    any // the retryablehttp logger; nil when logs are discarded
-	agent   string
-	maxResp int64
+	base     *url.URL
+	http     *http.Client
+	log      *slog.Logger
+	agent    string
+	maxResp  int64 // check responses
+	maxSmall int64 // register, heartbeat and report responses
 
 	retryMax      int
 	maxShed       int
@@ -133,18 +152,17 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	} else {
-		c.rlog = retryLogger{cfg.Logger}
 	}
 	if c.agent == "" {
 		c.agent = DefaultUserAgent
 	}
-	if strings.ContainsAny(c.agent, "\r\n") {
-		return nil, fmt.Errorf("%w: UserAgent holds a line break", ErrConfig)
+	if !validHeaderValue(c.agent) {
+		return nil, fmt.Errorf("%w: UserAgent holds a control byte", ErrConfig)
 	}
 	if c.maxResp == 0 {
 		c.maxResp = transport.MaxResponseSize
 	}
+	c.maxSmall = min(c.maxResp, maxSmallResponse)
 	switch {
 	case c.retryMax == 0:
 		c.retryMax = DefaultRetryMax
@@ -196,12 +214,30 @@ func parseBaseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// validHeaderValue reports whether v can travel as a header value: no
+// control bytes but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // httpClient returns a copy of the vendor's client (or a new one) whose
-// redirects never carry the device token off the base host.
+// redirects never carry the device token off the base host nor go to
+// anything but http or https, and whose shared Transport is hidden behind
+// a RoundTripper that cannot close its idle connections.
 func (c *Client) httpClient(vendor *http.Client) *http.Client {
 	var hc http.Client
 	if vendor != nil {
 		hc = *vendor
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		hc.Transport = sharedTransport{rt}
 	} else {
 		hc = http.Client{Transport: newTransport()}
 	}
@@ -217,12 +253,25 @@ func (c *Client) httpClient(vendor *http.Client) *http.Client {
 		} else if len(via) >= maxRedirects {
 			return &redirectError{fmt.Errorf("stopped after %d redirects", maxRedirects)}
 		}
+		if s := req.URL.Scheme; s != "http" && s != "https" {
+			return &redirectError{fmt.Errorf("redirect to a URL of scheme %.16q, want http or https", s)}
+		}
 		if !c.sameOrigin(req.URL) {
 			req.Header.Del("Authorization")
 		}
 		return nil
 	}
 	return &hc
+}
+
+// sharedTransport is a vendor's RoundTripper with only its RoundTrip
+// visible: retryablehttp closes the idle connections of the transport it
+// uses when a call gives up or is cancelled, which must not reach a
+// transport other clients share.
+type sharedTransport struct{ rt http.RoundTripper }
+
+func (s sharedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return s.rt.RoundTrip(req)
 }
 
 func newTransport() *http.Transport {
@@ -269,7 +318,7 @@ func (c *Client) SetToken(token string) {
 // Register enrolls the terminal and stores the token it is given.
 func (c *Client) Register(ctx context.Context, req *transport.RegisterRequest) (*transport.RegisterResponse, error) {
 	var resp transport.RegisterResponse
-	if err := c.call(ctx, transport.PathRegister, false, req, &resp); err != nil {
+	if err := c.call(ctx, transport.PathRegister, false, c.maxSmall, req, &resp); err != nil {
 		return nil, err
 	}
 	if resp.DeviceID == "" {
@@ -285,7 +334,7 @@ func (c *Client) Register(ctx context.Context, req *transport.RegisterRequest) (
 // Heartbeat sends the terminal's status.
 func (c *Client) Heartbeat(ctx context.Context, req *transport.HeartbeatRequest) (*transport.HeartbeatResponse, error) {
 	var resp transport.HeartbeatResponse
-	if err := c.call(ctx, transport.PathHeartbeat, true, req, &resp); err != nil {
+	if err := c.call(ctx, transport.PathHeartbeat, true, c.maxSmall, req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
@@ -294,7 +343,7 @@ func (c *Client) Heartbeat(ctx context.Context, req *transport.HeartbeatRequest)
 // Check asks for the releases that fit the terminal.
 func (c *Client) Check(ctx context.Context, req *transport.CheckRequest) (*transport.CheckResponse, error) {
 	var resp transport.CheckResponse
-	if err := c.call(ctx, transport.PathCheck, true, req, &resp); err != nil {
+	if err := c.call(ctx, transport.PathCheck, true, c.maxResp, req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
@@ -303,14 +352,15 @@ func (c *Client) Check(ctx context.Context, req *transport.CheckRequest) (*trans
 // Report reports the end of an update attempt.
 func (c *Client) Report(ctx context.Context, req *transport.ReportRequest) (*transport.ReportResponse, error) {
 	var resp transport.ReportResponse
-	if err := c.call(ctx, transport.PathReport, true, req, &resp); err != nil {
+	if err := c.call(ctx, transport.PathReport, true, c.maxSmall, req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
 }
 
-// call POSTs in as JSON to path and decodes the answer into out.
-func (c *Client) call(ctx context.Context, path string, auth bool, in, out any) error {
+// call POSTs in as JSON to path and decodes the answer, at most limit
+// bytes, into out.
+func (c *Client) call(ctx context.Context, path string, auth bool, limit int64, in, out any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -338,12 +388,12 @@ func (c *Client) call(ctx context.Context, path string, auth bool, in, out any) 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.responseError(resp)
 	}
-	if err := jsonwire.Decode(resp.Body, c.maxResp, out); err != nil {
+	if err := jsonwire.Decode(resp.Body, limit, out); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
 		if errors.Is(err, jsonwire.ErrTooLarge) {
-			return fmt.Errorf("%w: %s response larger than %d bytes", ErrBadResponse, path, c.maxResp)
+			return fmt.Errorf("%w: %s response larger than %d bytes", ErrBadResponse, path, limit)
 		}
 		return fmt.Errorf("%w: %s response: %v", ErrBadResponse, path, err)
 	}
@@ -361,6 +411,39 @@ func (c *Client) endpoint(path string) *url.URL {
 // only place the device token goes.
 func (c *Client) sameOrigin(u *url.URL) bool {
 	return strings.EqualFold(u.Scheme, c.base.Scheme) && strings.EqualFold(u.Host, c.base.Host)
+}
+
+// redact returns u as it may appear in errors and logs: without its
+// password, and, off the base URL's origin, without its userinfo, query
+// and fragment (a presigned URL's signature is in its query).
+func (c *Client) redact(u *url.URL) string {
+	if c.sameOrigin(u) {
+		return u.Redacted()
+	}
+	r := *u
+	r.User = nil
+	r.RawQuery, r.ForceQuery = "", false
+	r.Fragment, r.RawFragment = "", ""
+	return r.String()
+}
+
+// redactString is redact for a URL in text form; one that does not parse
+// is withheld.
+func (c *Client) redactString(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(URL withheld)"
+	}
+	return c.redact(u)
+}
+
+// redactError returns err with the URL of a *url.Error at its top
+// redacted, as every error of http.Client.Do is.
+func (c *Client) redactError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return &url.Error{Op: ue.Op, URL: c.redactString(ue.URL), Err: ue.Err}
+	}
+	return err
 }
 
 func (c *Client) authorize(req *http.Request) error {
@@ -389,13 +472,14 @@ func checkToken(tok string) error {
 }
 
 // do sends req with retries and returns the final response, whatever its
-// status, or the error that ended the attempts.
+// status, or the error that ended the attempts, its URLs redacted.
 func (c *Client) do(ctx context.Context, req *retryablehttp.Request) (*http.Response, error) {
 	req.Header.Set("User-Agent", c.agent)
-	p := &retryPolicy{c: c}
+	p := &retryPolicy{c: c, method: req.Method, url: c.redact(req.URL)}
+	req.Request = req.Request.WithContext(httptrace.WithClientTrace(req.Context(), p.trace()))
 	rc := &retryablehttp.Client{
 		HTTPClient:   c.http,
-		Logger:       c.rlog,
+		Logger:       nil, // the policy logs, with URLs redacted
 		RetryWaitMin: c.waitMin,
 		RetryWaitMax: c.waitMax,
 		RetryMax:     saturatingAdd(c.retryMax, c.maxShed),
@@ -414,10 +498,7 @@ func (c *Client) do(ctx context.Context, req *retryablehttp.Request) (*http.Resp
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		return nil, fmt.Errorf("httptransport: %s %s: %w", req.Method, req.URL.Redacted(), err)
-	}
-	if resp == nil { // not reached with the ErrorHandler above; kept for safety
-		return nil, fmt.Errorf("httptransport: %s %s: no response", req.Method, req.URL.Redacted())
+		return nil, fmt.Errorf("httptransport: %s %s: %w", req.Method, p.url, c.redactError(err))
 	}
 	return resp, nil
 }
@@ -433,7 +514,7 @@ func (c *Client) responseError(resp *http.Response) error {
 	var body transport.ErrorBody
 	err := jsonwire.Decode(resp.Body, maxErrorBody, &body)
 	switch {
-	case err == nil && knownCode(body.Error.Code):
+	case err == nil && body.Error.Code.Known():
 		e.Code = body.Error.Code
 		e.Message = truncate(body.Error.Message, transport.MaxDetail)
 	case err == nil && body.Error.Code != "":
@@ -444,12 +525,6 @@ func (c *Client) responseError(resp *http.Response) error {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
-}
-
-// knownCode reports whether this client knows c (unknown codes map to no
-// sentinel, so the status decides instead).
-func knownCode(c transport.Code) bool {
-	return c != "" && (c == transport.CodeInternal || c.Status() != http.StatusInternalServerError)
 }
 
 func truncate(s string, n int) string {

@@ -3,6 +3,7 @@ package httptransport_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,9 @@ func TestNew(t *testing.T) {
 		{"negative wait", httptransport.Config{BaseURL: "https://tms.example.com", RetryWaitMin: -1}, true},
 		{"negative size", httptransport.Config{BaseURL: "https://tms.example.com", MaxResponseSize: -1}, true},
 		{"agent with newline", httptransport.Config{BaseURL: "https://tms.example.com", UserAgent: "a\r\nX: y"}, true},
+		{"agent with a control byte", httptransport.Config{BaseURL: "https://tms.example.com", UserAgent: "pos\x01"}, true},
+		{"agent with DEL", httptransport.Config{BaseURL: "https://tms.example.com", UserAgent: "pos\x7f"}, true},
+		{"agent with tab and UTF-8", httptransport.Config{BaseURL: "https://tms.example.com", UserAgent: "pos\t终端/1"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,14 +192,73 @@ func TestRetryAfterOnAnyStatus(t *testing.T) {
 	})
 }
 
-func TestRetryAfterCapped(t *testing.T) {
+// TestRetryAfterLeftToTheCaller: a Retry-After the client will not wait
+// out, above MaxRetryAfter or past ctx's deadline, is returned at once as
+// the *transport.Error with RetryAfter, not cut short nor turned into
+// context.DeadlineExceeded.
+func TestRetryAfterLeftToTheCaller(t *testing.T) {
+	tests := []struct {
+		name       string
+		answer     http.HandlerFunc
+		deadline   time.Duration // 0: none
+		want       error
+		retryAfter time.Duration
+	}{
+		{"shed above MaxRetryAfter", fail(503, transport.CodeUnavailable, "86400"), 0, transport.ErrUnavailable, 24 * time.Hour},
+		{"429 above MaxRetryAfter", fail(429, transport.CodeRateLimited, "3600"), 0, transport.ErrRateLimited, time.Hour},
+		{"500 above MaxRetryAfter", fail(500, transport.CodeInternal, "120"), 0, transport.ErrInternal, 2 * time.Minute},
+		{"shed past the deadline", fail(503, transport.CodeUnavailable, "45"), 30 * time.Second, transport.ErrUnavailable, 45 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newScript(tt.answer, heartbeatOK)
+				c := scripted(t, s, httptransport.Config{MaxRetryAfter: time.Minute})
+				ctx := t.Context()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				err := heartbeat(c, ctx)
+				if !errors.Is(err, tt.want) || asError(t, err).RetryAfter != tt.retryAfter {
+					t.Fatalf("Heartbeat = %v, want %v retrying after %s", err, tt.want, tt.retryAfter)
+				}
+				if d := time.Since(start); d != 0 {
+					t.Errorf("returned after %s, want at once", d)
+				}
+				if s.count() != 1 {
+					t.Errorf("%d attempts, want 1", s.count())
+				}
+			})
+		})
+	}
+}
+
+// TestRetryAfterWithinDeadline: a Retry-After that fits before the
+// deadline is waited out.
+func TestRetryAfterWithinDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newScript(fail(503, transport.CodeUnavailable, "86400"), heartbeatOK)
+		s := newScript(fail(503, transport.CodeUnavailable, "10"), heartbeatOK)
+		c := scripted(t, s, httptransport.Config{})
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		if err := heartbeat(c, ctx); err != nil {
+			t.Fatalf("Heartbeat: %v", err)
+		}
+		within(t, "wait", s.gaps()[0], 10*time.Second, 11*time.Second)
+	})
+}
+
+func TestRetryAfterAtMaxRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScript(fail(503, transport.CodeUnavailable, "60"), heartbeatOK)
 		c := scripted(t, s, httptransport.Config{MaxRetryAfter: time.Minute})
 		if err := heartbeat(c, t.Context()); err != nil {
 			t.Fatalf("Heartbeat: %v", err)
 		}
-		within(t, "capped wait", s.gaps()[0], time.Minute, 66*time.Second)
+		within(t, "wait", s.gaps()[0], time.Minute, 66*time.Second)
 	})
 }
 
@@ -288,18 +351,38 @@ func TestCancelDuringBackoff(t *testing.T) {
 	})
 }
 
-func TestDeadlineDuringBackoff(t *testing.T) {
+// TestBackoffPastDeadline: a wait that would end after the deadline is
+// not begun; the last answer is returned at once.
+func TestBackoffPastDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScript(fail(500, transport.CodeInternal, ""))
 		c := scripted(t, s, httptransport.Config{RetryMax: 100, RetryWaitMin: 10 * time.Second, RetryWaitMax: 10 * time.Second})
 		ctx, cancel := context.WithTimeout(t.Context(), 35*time.Second)
 		defer cancel()
+		start := time.Now()
 		err := heartbeat(c, ctx)
-		if err != context.DeadlineExceeded {
-			t.Fatalf("Heartbeat past its deadline: %v, want context.DeadlineExceeded", err)
+		if !errors.Is(err, transport.ErrInternal) {
+			t.Fatalf("Heartbeat whose next wait passes its deadline: %v, want the last answer", err)
 		}
 		if s.count() != 4 {
 			t.Fatalf("%d attempts, want 4 (at 0, 10, 20, 30s)", s.count())
+		}
+		if d := time.Since(start); d != 30*time.Second {
+			t.Fatalf("returned after %s, want at the last attempt, 30s", d)
+		}
+	})
+}
+
+// TestDeadlineDuringAttempt: a deadline that passes during an attempt
+// still ends the call with context.DeadlineExceeded.
+func TestDeadlineDuringAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, c, _ := faked(t, httptransport.Config{})
+		srv.SetDelay(time.Hour)
+		ctx, cancel := context.WithTimeout(t.Context(), 35*time.Second)
+		defer cancel()
+		if err := heartbeat(c, ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Heartbeat past its deadline: %v, want context.DeadlineExceeded", err)
 		}
 	})
 }
@@ -496,4 +579,139 @@ func TestRetryLogs(t *testing.T) {
 			t.Fatalf("the token reached the log:\n%s", buf.String())
 		}
 	})
+}
+
+// idleCounter is a vendor's transport, shared with other code in the
+// process, that counts calls to CloseIdleConnections.
+type idleCounter struct {
+	http.RoundTripper
+	mu     sync.Mutex
+	closed int
+}
+
+func (c *idleCounter) CloseIdleConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed++
+}
+
+func (c *idleCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// TestSharedTransportIdleConnectionsKept: a call that gives up or is
+// cancelled must not close the idle connections of the vendor's
+// transport, which other clients share.
+func TestSharedTransportIdleConnectionsKept(t *testing.T) {
+	tests := []struct {
+		name        string
+		answer      http.HandlerFunc // nil: the base host refuses connections
+		cfg         httptransport.Config
+		cancelAfter time.Duration // 0: never
+	}{
+		{"retries exhausted", fail(500, transport.CodeInternal, ""), httptransport.Config{RetryMax: 2}, 0},
+		{"sheds exhausted", fail(503, transport.CodeUnavailable, "1"), httptransport.Config{MaxShed: 2}, 0},
+		{"connection errors exhausted", nil, httptransport.Config{RetryMax: 2}, 0},
+		{"cancelled while waiting", fail(503, transport.CodeUnavailable, "60"), httptransport.Config{}, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				hosts := map[string]http.Handler{}
+				if tt.answer != nil {
+					hosts[baseHost] = newScript(tt.answer)
+				}
+				shared := &idleCounter{RoundTripper: newMemTransport(hosts)}
+				c := newClient(t, nil, httptransport.Config{
+					HTTPClient: &http.Client{Transport: shared},
+					RetryMax:   tt.cfg.RetryMax, MaxShed: tt.cfg.MaxShed,
+				})
+				ctx := t.Context()
+				if tt.cancelAfter > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
+					go func() {
+						time.Sleep(tt.cancelAfter)
+						cancel()
+					}()
+				}
+				if err := heartbeat(c, ctx); err == nil {
+					t.Fatal("Heartbeat succeeded")
+				}
+				if n := shared.count(); n != 0 {
+					t.Fatalf("the shared transport's idle connections were closed %d times", n)
+				}
+			})
+		})
+	}
+}
+
+// TestRedirectToOtherSchemeNotRetried: a redirect to ftp:// can never be
+// followed; it is refused at once.
+func TestRedirectToOtherSchemeNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newMemTransport(map[string]http.Handler{
+			baseHost:   http.RedirectHandler("ftp://cdn.test/x", http.StatusFound),
+			"cdn.test": newScript(heartbeatOK),
+		})
+		c := newClient(t, rt, httptransport.Config{})
+		if err := heartbeat(c, t.Context()); err == nil {
+			t.Fatal("Heartbeat followed a redirect to ftp")
+		}
+		if reqs := rt.requests(); len(reqs) != 1 || reqs[0].Host != baseHost {
+			t.Fatalf("requests %+v, want one to %s", reqs, baseHost)
+		}
+	})
+}
+
+// TestSmallResponsesLimited: register, heartbeat and report answers are
+// bounded at 64 KiB; a check answer may be larger, up to MaxResponseSize.
+func TestSmallResponsesLimited(t *testing.T) {
+	pad := strings.Repeat(" ", 100<<10)
+	padded := func(v any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, _ := json.Marshal(v)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(append(b, pad...))
+		}
+	}
+	tests := []struct {
+		name    string
+		answer  any
+		call    func(*httptransport.Client) error
+		tooBig  bool
+		maxResp int64
+	}{
+		{"register", transport.RegisterResponse{DeviceID: "d1", Token: "t1"}, func(c *httptransport.Client) error {
+			_, err := c.Register(t.Context(), &transport.RegisterRequest{Enrollment: "e", Serial: "s", Model: "m"})
+			return err
+		}, true, 0},
+		{"heartbeat", transport.HeartbeatResponse{IntervalSeconds: 60}, func(c *httptransport.Client) error {
+			return heartbeat(c, t.Context())
+		}, true, 0},
+		{"report", transport.ReportResponse{}, func(c *httptransport.Client) error {
+			_, err := c.Report(t.Context(), &transport.ReportRequest{ID: "r1"})
+			return err
+		}, true, 0},
+		{"check", transport.CheckResponse{Reason: transport.ReasonUpToDate}, func(c *httptransport.Client) error {
+			_, err := c.Check(t.Context(), &transport.CheckRequest{Model: "A920"})
+			return err
+		}, false, 0},
+		{"check above MaxResponseSize", transport.CheckResponse{Reason: transport.ReasonUpToDate}, func(c *httptransport.Client) error {
+			_, err := c.Check(t.Context(), &transport.CheckRequest{Model: "A920"})
+			return err
+		}, true, 64 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := scripted(t, newScript(padded(tt.answer)), httptransport.Config{MaxResponseSize: tt.maxResp})
+			err := tt.call(c)
+			if tt.tooBig != errors.Is(err, httptransport.ErrBadResponse) || !tt.tooBig && err != nil {
+				t.Fatalf("answer of %d KiB: %v, want refused: %v", (len(pad)>>10)+1, err, tt.tooBig)
+			}
+		})
+	}
 }

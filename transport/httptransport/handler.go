@@ -54,8 +54,12 @@ const maxDecodeMessage = 256
 //
 // Service errors become a JSON transport.ErrorBody with the status of
 // their code (see transport.AsError) and, when their RetryAfter is set, a
-// Retry-After header in whole seconds, rounded up. The text of an internal
-// error is logged, never sent. JSON answers carry Cache-Control: no-store.
+// Retry-After header in whole seconds, rounded up. Only a
+// *transport.Error's own message is sent: an error that merely wraps a
+// sentinel (fmt.Errorf("query on %s: %w", dsn, transport.ErrNotFound))
+// sends the sentinel's text alone. The text of an internal error, or of an
+// *Error whose code the protocol does not know (sent as internal), is
+// logged, never sent. JSON answers carry Cache-Control: no-store.
 //
 // Artifacts are served with http.ServeContent: Range, If-Range, 206 and
 // 416 behave as HTTP says. The ETag is the Service's, or the quoted digest
@@ -211,14 +215,15 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 	return id, true
 }
 
-// bearerToken extracts the token of an "Authorization: Bearer" header.
+// bearerToken extracts the token of an "Authorization: Bearer" header: a
+// token the client would send (see checkToken), nothing else.
 func bearerToken(v string) (string, bool) {
 	scheme, tok, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
 	tok = strings.TrimSpace(tok)
-	if tok == "" || len(tok) > transport.MaxToken {
+	if checkToken(tok) != nil {
 		return "", false
 	}
 	return tok, true

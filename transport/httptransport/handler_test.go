@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -273,6 +274,11 @@ func TestHandlerErrors(t *testing.T) {
 		{"retry after whole", &stubService{err: &transport.Error{Code: transport.CodeRateLimited, RetryAfter: 30 * time.Second}}, 429, transport.CodeRateLimited, "30", false},
 		{"status override", &stubService{err: &transport.Error{Status: 502, Code: transport.CodeUnavailable}}, 502, transport.CodeUnavailable, "", false},
 		{"internal", &stubService{err: errors.New("db at 10.1.2.3: password expired")}, 500, transport.CodeInternal, "", true},
+		{"sentinel wrapped with a DSN", &stubService{err: fmt.Errorf("query on postgres://user:password@10.1.2.3/db: %w", transport.ErrNotFound)},
+			404, transport.CodeNotFound, "", false},
+		{"internal *Error", &stubService{err: transport.Errorf(transport.CodeInternal, "db at 10.1.2.3 down")}, 500, transport.CodeInternal, "", true},
+		{"unknown code", &stubService{err: &transport.Error{Status: 418, Code: "teapot", Message: "password is 10.1.2.3"}},
+			500, transport.CodeInternal, "", true},
 		{"nil reply", &stubService{nilReply: true}, 500, transport.CodeInternal, "", true},
 	}
 	for _, tt := range tests {
@@ -299,7 +305,7 @@ func TestHandlerErrors(t *testing.T) {
 			if got := w.Header().Get("Retry-After"); got != tt.wantRetryAfter {
 				t.Errorf("Retry-After %q, want %q", got, tt.wantRetryAfter)
 			}
-			if strings.Contains(w.Body.String(), "password") || strings.Contains(w.Body.String(), "10.1.2.3") {
+			if b := w.Body.String(); strings.Contains(b, "password") || strings.Contains(b, "10.1.2.3") || strings.Contains(b, "postgres") {
 				t.Errorf("internal error text leaked: %s", w.Body)
 			}
 			if logged := strings.Contains(logs.String(), "level=ERROR"); logged != tt.wantLogged {

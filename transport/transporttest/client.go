@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +14,15 @@ import (
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
 )
+
+// BaseURL is where the in-memory clients take their [Server] to be. They
+// resolve an artifact URL against it with transport.ResolveArtifactURL,
+// as httptransport.Client resolves one against its Config.BaseURL, so a
+// test may hand them an Offer's ArtifactURL: a path
+// ("v1/artifacts/<digest>" or "/v1/artifacts/<digest>") or an absolute URL
+// on BaseURL. It has a path prefix, so that a client that loses the
+// prefix fails here as it would against a real server that has one.
+const BaseURL = "http://upkeep.test/upkeep"
 
 // Client returns a new in-memory client of s with no token: Register gives
 // it one. It does what httptransport.Client and the HTTP handler do
@@ -128,7 +135,10 @@ func roundTrip[Req any, PReq interface {
 	return out, nil
 }
 
-// wireError returns err as a client would receive it over HTTP.
+// wireError returns err as a client would receive it over HTTP: what
+// transport.AsError makes of it (a sentinel's text only, internal and
+// unknown codes as a withheld internal error), with the status the
+// handler sends and RetryAfter in whole seconds.
 func wireError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
@@ -138,45 +148,34 @@ func wireError(ctx context.Context, err error) error {
 	if out.Status < 400 || out.Status > 599 {
 		out.Status = e.Code.Status()
 	}
-	if e.Code == transport.CodeInternal {
-		out.Message = "internal error"
-	}
 	if e.RetryAfter > 0 {
 		out.RetryAfter = time.Duration(seconds(e.RetryAfter)) * time.Second
-	}
-	if e.Code.Status() == http.StatusInternalServerError && e.Code != transport.CodeInternal {
-		// A code the client does not know: httptransport.Client falls back
-		// on the status and keeps the code in the message.
-		out.Code = transport.CodeForStatus(out.Status)
-		out.Message = fmt.Sprintf("%.64s: %s", e.Code, e.Message)
 	}
 	return out
 }
 
 // OpenArtifact serves the range as the handler and httptransport.Client
-// would: a range starting at or running past the end is
-// transport.ErrRange, a Length of 0 reads nothing without asking, and the
-// reader reports content that ends early as io.ErrUnexpectedEOF. req.URL,
-// when set, must be a path under transport.PathArtifacts: the in-memory
-// client reaches no other server.
+// would: a range that fails req.Validate is transport.ErrBadRequest, a
+// range starting at or running past the end is transport.ErrRange, a
+// Length of 0 reads nothing without asking, and the reader reports
+// content that ends early as io.ErrUnexpectedEOF. req.URL, when set, is
+// resolved against [BaseURL] with transport.ResolveArtifactURL, as
+// httptransport.Client resolves it against its BaseURL, and must name an
+// artifact of this server (BaseURL + transport.PathArtifacts + digest):
+// the in-memory client reaches no other server.
 func (c *client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.Offset < 0 {
-		return nil, transport.Errorf(transport.CodeBadRequest, "artifact offset %d is negative", req.Offset)
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
 	digest := req.Digest
 	if req.URL != "" {
-		u, err := url.Parse(req.URL)
-		if err != nil {
-			return nil, transport.Errorf(transport.CodeBadRequest, "artifact URL: %v", err)
+		var err error
+		if digest, err = artifactPath(req.URL); err != nil {
+			return nil, err
 		}
-		rest, ok := strings.CutPrefix(u.Path, transport.PathArtifacts)
-		if !ok {
-			return nil, transport.Errorf(transport.CodeBadRequest, "in-memory client cannot fetch %q", req.URL)
-		}
-		digest = rest
 	}
 	if err := verify.Digest(digest).Validate(); err != nil {
 		return nil, transport.Errorf(transport.CodeBadRequest, "artifact digest: %v", err)
@@ -218,6 +217,26 @@ func (c *client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 		r.remain = req.Length
 	}
 	return r, nil
+}
+
+// artifactPath resolves an artifact URL against BaseURL and returns the
+// digest it names on this server.
+func artifactPath(ref string) (string, error) {
+	base, err := url.Parse(BaseURL)
+	if err != nil {
+		return "", err
+	}
+	u, err := transport.ResolveArtifactURL(base, ref)
+	if err != nil {
+		return "", err
+	}
+	prefix := base.Path + transport.PathArtifacts
+	digest, ok := strings.CutPrefix(u.Path, prefix)
+	if !ok || !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
+		return "", transport.Errorf(transport.CodeBadRequest,
+			"in-memory client reaches only %s%s, not %s://%s%s", BaseURL, transport.PathArtifacts, u.Scheme, u.Host, u.Path)
+	}
+	return digest, nil
 }
 
 // artifactReader yields exactly remain bytes of content.

@@ -6,7 +6,10 @@
 // test with [NewServer]. It implements [transport.Service], so
 // httptransport.NewHandler serves it over real HTTP, and [Server.Client]
 // returns an in-memory [transport.Client] that talks to it directly with
-// the same wire semantics (strict JSON, validation, tokens, errors).
+// the same wire semantics (strict JSON, validation, tokens, errors). The
+// in-memory client takes the server to be at [BaseURL], which has a path
+// prefix, and resolves artifact URLs against it as httptransport.Client
+// does against its own base URL.
 //
 // Knobs change what it answers, for clients over HTTP and in memory alike:
 // [Server.Publish] and [Server.Unpublish] releases; [Server.FailNext] and

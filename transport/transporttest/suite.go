@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -30,15 +31,23 @@ const (
 // reaches srv however the implementation does (in memory, or over HTTP to
 // httptransport.NewHandler(srv)); it may register cleanups on t. Clients
 // must not retry the suite's injected failures (not_found, forbidden,
-// bad_request, unauthorized), so set short or no retries if yours would.
+// bad_request, unauthorized, internal) nor wait out a shed answer (503
+// with Retry-After), so set no retries if yours would.
+//
+// Relative artifact URLs ("v1/artifacts/<digest>" and
+// "/v1/artifacts/<digest>") must reach srv's artifacts: a client of srv
+// behind a base URL with a path prefix must keep the prefix (see
+// transport.ResolveArtifactURL), as the in-memory client does with
+// [BaseURL].
 //
 // The suite covers registration (success, a refused enrollment credential,
 // invalid fields), calls made before registering, heartbeats (interval,
 // jitter, directives delivered once), checks (nothing published, an offer
 // carrying the published bundle, nothing when up to date), artifact ranges
-// (whole, start, middle, end, to the end, past the end, unknown,
-// truncated, corrupted), reports (recorded once, a repeat flagged
-// duplicate), injected failures and cancelled contexts.
+// (whole, start, middle, end, to the end, past the end, invalid, unknown,
+// truncated, corrupted, by relative URL), reports (recorded once, a repeat
+// flagged duplicate), injected failures (with a code the protocol does not
+// know among them), shed load, and cancelled contexts.
 func TestClient(t *testing.T, newClient func(t *testing.T, srv *Server) transport.Client) {
 	fx := newFixture(t)
 	setup := func(t *testing.T) (*Server, transport.Client) {
@@ -307,6 +316,45 @@ func TestClient(t *testing.T, newClient func(t *testing.T, srv *Server) transpor
 		}
 	})
 
+	t.Run("OpenArtifactRelativeURL", func(t *testing.T) {
+		_, c, _ := published(t)
+		path := transport.PathArtifacts + fx.rel.Digest()
+		for _, ref := range []string{path, path[1:]} {
+			t.Run(ref[:12], func(t *testing.T) {
+				got, err := readRange(t.Context(), c, transport.ArtifactRequest{URL: ref, Offset: 4097, Length: 1000})
+				if err != nil {
+					t.Fatalf("reading by URL %q: %v", ref, err)
+				}
+				if !bytes.Equal(got, fx.rel.Artifact[4097:5097]) {
+					t.Fatalf("read %d bytes by URL %q, not the artifact's", len(got), ref)
+				}
+			})
+		}
+	})
+
+	t.Run("OpenArtifactInvalidRange", func(t *testing.T) {
+		tests := []struct {
+			name           string
+			offset, length int64
+		}{
+			{"negative offset", -1, 10},
+			{"length below -1", 0, -2},
+			{"end past the largest int64", 5, math.MaxInt64},
+			{"largest offset, one byte", math.MaxInt64, 1},
+		}
+		srv, c, _ := published(t)
+		before := len(srv.Requests())
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := readArtifact(t.Context(), c, fx.rel.Digest(), tt.offset, tt.length)
+				wantCode(t, err, transport.ErrBadRequest, transport.CodeBadRequest)
+			})
+		}
+		if after := len(srv.Requests()); after != before {
+			t.Errorf("%d invalid ranges reached the server", after-before)
+		}
+	})
+
 	t.Run("OpenArtifactUnknown", func(t *testing.T) {
 		_, c, _ := published(t)
 		_, err := readArtifact(t.Context(), c, string(verify.DigestBytes([]byte("nothing"))), 0, -1)
@@ -423,6 +471,37 @@ func TestClient(t *testing.T, newClient func(t *testing.T, srv *Server) transpor
 					}
 				}
 			})
+		}
+	})
+
+	t.Run("UnknownCode", func(t *testing.T) {
+		srv, c, _ := registered(t)
+		srv.FailNextCall(CallHeartbeat, 1, "teapot")
+		_, err := c.Heartbeat(t.Context(), &transport.HeartbeatRequest{Seq: 1})
+		wantCode(t, err, transport.ErrInternal, transport.CodeInternal)
+		var e *transport.Error
+		errors.As(err, &e)
+		if e.HTTPStatus() != 500 || e.Message != "internal error" {
+			t.Errorf("a code the protocol does not know reached the client as %d %q, want 500 \"internal error\"",
+				e.HTTPStatus(), e.Message)
+		}
+		if _, err := c.Heartbeat(t.Context(), &transport.HeartbeatRequest{Seq: 2}); err != nil {
+			t.Fatalf("Heartbeat after the failure: %v", err)
+		}
+	})
+
+	t.Run("Shed", func(t *testing.T) {
+		srv, c, _ := registered(t)
+		srv.Shed(1, 2*time.Second)
+		_, err := c.Heartbeat(t.Context(), &transport.HeartbeatRequest{Seq: 1})
+		wantCode(t, err, transport.ErrUnavailable, transport.CodeUnavailable)
+		var e *transport.Error
+		errors.As(err, &e)
+		if e.HTTPStatus() != 503 || e.RetryAfter != 2*time.Second {
+			t.Errorf("shed answer reached the client as %d retrying after %s, want 503 after 2s", e.HTTPStatus(), e.RetryAfter)
+		}
+		if _, err := c.Heartbeat(t.Context(), &transport.HeartbeatRequest{Seq: 2}); err != nil {
+			t.Fatalf("Heartbeat after the shed: %v", err)
 		}
 	})
 
@@ -566,7 +645,12 @@ func calls(fx *fixture) map[string]func(context.Context, transport.Client) error
 
 // readArtifact opens and reads a range in 1 MiB pieces, as the downloader does.
 func readArtifact(ctx context.Context, c transport.Client, digest string, offset, length int64) ([]byte, error) {
-	rc, err := c.OpenArtifact(ctx, transport.ArtifactRequest{Digest: digest, Offset: offset, Length: length})
+	return readRange(ctx, c, transport.ArtifactRequest{Digest: digest, Offset: offset, Length: length})
+}
+
+// readRange opens and reads req in 1 MiB pieces.
+func readRange(ctx context.Context, c transport.Client, req transport.ArtifactRequest) ([]byte, error) {
+	rc, err := c.OpenArtifact(ctx, req)
 	if err != nil {
 		return nil, err
 	}
