@@ -130,4 +130,3 @@ func waitListening(t *testing.T, addr string) {
 	}
 	t.Fatalf("server did not listen on %s", addr)
 }
-
