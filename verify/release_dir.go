@@ -2,10 +2,10 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -33,25 +33,49 @@ func (r *ReleaseDir) ArtifactPath() string {
 // signatures and expiry, then every chunk of the artifact on disk (with
 // newHash, or [NewHash] when nil). It is the same verification a download
 // gets, for packages that arrive on local storage.
+//
+// The bundle and the artifact must be regular files; anything else there
+// (a named pipe, a device, a directory) is [ErrMalformed], refused without
+// ever being opened in a way that could block. Symlinks to regular files
+// are followed: a release copied onto a USB stick or unpacked by a tool may
+// hold them, and following one cannot weaken the check, since what it
+// points to is verified like any file.
 func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Time, newHash func() hash.Hash) (*ReleaseDir, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	bundle, err := bounded.ReadFile(filepath.Join(dir, ManifestFile), MaxBundleSize, ErrTooLarge)
 	if err != nil {
-		return nil, err
+		return nil, releaseFileError(err)
 	}
 	m, err := ring.Open(bundle, now)
 	if err != nil {
 		return nil, err
 	}
 	r := &ReleaseDir{Dir: dir, Bundle: bundle, Manifest: m}
-	f, err := os.Open(r.ArtifactPath())
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	f, err := bounded.Open(r.ArtifactPath())
+	if err != nil {
+		return nil, releaseFileError(err)
 	}
 	defer f.Close()
 	if err := VerifyChunks(ctx, f, &m.Artifact, newHash); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// releaseFileError makes a file of a release directory that is not a
+// regular file [ErrMalformed]; other errors pass through (a missing file
+// matches fs.ErrNotExist).
+func releaseFileError(err error) error {
+	var nr *bounded.NotRegularError
+	if errors.As(err, &nr) {
+		return malformed("%s is a %s, not a regular file", nr.Path, nr.Kind)
+	}
+	return err
 }
 
 // VerifyChunks reads r from its start and checks every chunk of a, and that

@@ -204,6 +204,18 @@ func TestOpenReleaseDir(t *testing.T) {
 		}), wantErr: verify.ErrTooLarge},
 		{name: "no manifest", edit: remove(verify.ManifestFile), wantErr: os.ErrNotExist},
 		{name: "no artifact", edit: remove("app.apk"), wantErr: os.ErrNotExist},
+		{name: "artifact is a directory", edit: func(t *testing.T, dir string) {
+			remove("app.apk")(t, dir)
+			if err := os.Mkdir(filepath.Join(dir, "app.apk"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: verify.ErrMalformed},
+		{name: "manifest is a directory", edit: func(t *testing.T, dir string) {
+			remove(verify.ManifestFile)(t, dir)
+			if err := os.Mkdir(filepath.Join(dir, verify.ManifestFile), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: verify.ErrMalformed},
 		{name: "key ring of another root", ring: stranger.ring, wantErr: verify.ErrUnknownKey},
 		{name: "expired", at: expires.Sub(t0), wantErr: verify.ErrExpired},
 	}
