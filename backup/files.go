@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -70,7 +71,10 @@ const (
 // which spares the terminal's flash and makes a second Restore cheap.
 // Missing parent directories of a configured path are created (mode 0755).
 // If ctx is done midway, Restore stops between two files and returns
-// ctx.Err(); running it again completes the job.
+// ctx.Err(); running it again completes the job. However Restore ends, what
+// it changed is fsynced before it returns, and every configured path's
+// parent directory is fsynced even when nothing in it changed, so a rerun
+// also makes durable what an interrupted run left unsynced.
 //
 // The index cannot steer Restore elsewhere: it must cover exactly the
 // configured paths, every entry must lie inside one of them, and nothing
@@ -83,6 +87,10 @@ type Files struct {
 	name    string
 	paths   []string
 	newHash func() hash.Hash
+	// syncDir and syncFile make a restore durable; tests replace them to
+	// see what is synced.
+	syncDir  func(dir string) error
+	syncFile func(f *os.File) error
 }
 
 // NewFiles returns a Files hook named name for the given paths, which must
@@ -111,7 +119,8 @@ func NewFiles(name string, paths ...string) (*Files, error) {
 			}
 		}
 	}
-	return &Files{name: name, paths: slices.Clone(paths), newHash: verify.NewHash}, nil
+	return &Files{name: name, paths: slices.Clone(paths), newHash: verify.NewHash,
+		syncDir: atomicfile.SyncDir, syncFile: (*os.File).Sync}, nil
 }
 
 // Name returns the hook's name.
@@ -255,13 +264,13 @@ func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string,
 // copyOut copies the regular file p (as lstat saw it in fi) to dst and
 // returns the digest and size of what it copied.
 func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst string) (verify.Digest, int64, error) {
-	src, err := os.Open(p)
+	src, err := openRegular(p)
 	if err != nil {
 		return "", 0, err
 	}
 	defer src.Close()
-	// Lstat said regular file; make sure Open did not follow a symlink
-	// that took its place since.
+	// The walk saw a regular file; make sure it is still the one whose
+	// mode was recorded.
 	if sfi, err := src.Stat(); err != nil {
 		return "", 0, err
 	} else if !os.SameFile(fi, sfi) {
@@ -283,7 +292,7 @@ func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst strin
 }
 
 // Restore puts the configured paths back from dir. See [Files].
-func (f *Files) Restore(ctx context.Context, dir string) error {
+func (f *Files) Restore(ctx context.Context, dir string) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -298,6 +307,15 @@ func (f *Files) Restore(ctx context.Context, dir string) error {
 		return err
 	}
 	r := &restorer{f: f, dir: dir, idx: idx, dirty: map[string]bool{}}
+	// Whatever changed is made durable however Restore ends: an error or
+	// a cancellation midway must not leave changes that a power cut could
+	// still undo, since a second Restore finds them done and would not
+	// sync them again.
+	defer func() {
+		if serr := r.sync(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
 	// Entries come grouped by configured path, each group led by the
 	// path itself (checked by readIndex).
 	start := 0
@@ -310,7 +328,7 @@ func (f *Files) Restore(ctx context.Context, dir string) error {
 		}
 		start = i
 	}
-	return r.sync()
+	return nil
 }
 
 // readIndex reads the index of the backup in dir and checks that it covers
@@ -436,12 +454,23 @@ type restorer struct {
 
 // restoreRoot restores the configured path led by entry start and followed
 // by its children up to entry end.
+//
+// The root's parent directory is always synced, even when nothing in it
+// changes now: an earlier Restore cut short (by an error, a cancellation,
+// a failed sync) may have changed it, and this one, finding the root
+// already right, would otherwise never make that change durable.
 func (r *restorer) restoreRoot(ctx context.Context, start, end int) error {
 	e := r.idx.Entries[start]
-	if e.Type != typeAbsent {
+	parent := filepath.Dir(e.Path)
+	if e.Type == typeAbsent {
+		if fi, err := os.Lstat(parent); err == nil && fi.IsDir() {
+			r.dirty[parent] = true
+		}
+	} else {
 		if err := r.ensureParent(e.Path); err != nil {
 			return err
 		}
+		r.dirty[parent] = true
 	}
 	switch e.Type {
 	case typeAbsent:
@@ -588,20 +617,15 @@ func (r *restorer) remove(p string) error {
 }
 
 // writeFile restores the file of entry i, unless the live file already
-// has the same content and mode.
+// has the same content (then only its mode is restored, if need be).
 func (r *restorer) writeFile(ctx context.Context, i int) error {
 	e := r.idx.Entries[i]
 	mode := fileMode(e.Mode)
 	fi, err := os.Lstat(e.Path)
 	if err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size {
-		if d, _, err := digestRegular(ctx, e.Path, r.f.newHash); err == nil && d == e.Digest {
-			if unixMode(fi.Mode()) != e.Mode {
-				if err := os.Chmod(e.Path, mode); err != nil {
-					return err
-				}
-				r.dirty[filepath.Dir(e.Path)] = true
-			}
-			return nil
+		kept, err := r.keepFile(ctx, e)
+		if err != nil || kept {
+			return err
 		}
 	}
 	if err == nil && fi.IsDir() {
@@ -611,7 +635,7 @@ func (r *restorer) writeFile(ctx context.Context, i int) error {
 		}
 	}
 	name := dataName(i)
-	src, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(name)))
+	src, err := openRegular(filepath.Join(r.dir, filepath.FromSlash(name)))
 	if err != nil {
 		return err
 	}
@@ -629,6 +653,38 @@ func (r *restorer) writeFile(ctx context.Context, i int) error {
 		}
 		return nil
 	})
+}
+
+// keepFile reports whether the live file of e already holds e's content,
+// and if so gives it e's mode. A mode change is metadata of the file, not
+// of its directory: the file itself is fsynced.
+func (r *restorer) keepFile(ctx context.Context, e fileEntry) (bool, error) {
+	f, err := openRegular(e.Path)
+	if err != nil {
+		return false, nil // not a file we can read: replace it
+	}
+	defer f.Close()
+	d := verify.NewDigester(r.f.newHash)
+	if _, err := copyCtx(ctx, d, f); err != nil {
+		return false, ctx.Err() // nil unless cancelled: replace it
+	}
+	if d.Size() != e.Size || d.Digest() != e.Digest {
+		return false, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if unixMode(fi.Mode()) == e.Mode {
+		return true, nil
+	}
+	if err := f.Chmod(fileMode(e.Mode)); err != nil {
+		return false, err
+	}
+	if err := r.f.syncFile(f); err != nil {
+		return false, fmt.Errorf("backup: sync %s: %w", e.Path, err)
+	}
+	return true, nil
 }
 
 // writeSymlink restores a symlink atomically, unless it is already there.
@@ -663,19 +719,17 @@ func (r *restorer) writeSymlink(e fileEntry) error {
 	return nil
 }
 
-// sync fsyncs every directory whose entries changed.
+// sync fsyncs every directory whose entries changed. It tries them all,
+// even after a failure, and joins the errors.
 func (r *restorer) sync() error {
-	dirs := make([]string, 0, len(r.dirty))
-	for d := range r.dirty {
-		dirs = append(dirs, d)
-	}
-	slices.Sort(dirs)
-	for _, d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil {
-			return err
+	var errs []error
+	for _, d := range slices.Sorted(maps.Keys(r.dirty)) {
+		if err := r.f.syncDir(d); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	r.dirty = map[string]bool{}
+	return errors.Join(errs...)
 }
 
 // entryType is the index type of a directory entry's type bits.

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -56,27 +57,16 @@ func digestRegular(ctx context.Context, path string, newHash func() hash.Hash) (
 }
 
 // openRegular opens path for reading if it is a regular file, and not a
-// symlink to one.
+// symlink to one: a backup never follows a symlink out of the tree it owns.
+// Anything else fails with ErrUnsupported, without ever being opened in a
+// way that could block (a named pipe) or have side effects (a device).
 func openRegular(path string) (*os.File, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
+	f, err := bounded.OpenNoFollow(path)
+	var nr *bounded.NotRegularError
+	if errors.As(err, &nr) {
+		return nil, fmt.Errorf("%w: %s is a %s, not a regular file", ErrUnsupported, nr.Path, nr.Kind)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrUnsupported, path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if sfi, err := f.Stat(); err != nil || !os.SameFile(fi, sfi) {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("backup: %s changed while being opened", path)
-		}
-		return nil, err
-	}
-	return f, nil
+	return f, err
 }
 
 // readLimited reads the regular file at path, refusing more than limit

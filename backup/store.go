@@ -38,8 +38,8 @@ const (
 	MaxLabel = 256
 )
 
-// DefaultKeep is the number of snapshots [Store.Prune] keeps when
-// [StoreConfig.Keep] is zero.
+// DefaultKeep is the number of snapshots [Store.Prune] keeps, besides the
+// protected ones, when [StoreConfig.Keep] is zero.
 const DefaultKeep = 3
 
 const (
@@ -53,8 +53,11 @@ const (
 
 // StoreConfig configures a [Store].
 type StoreConfig struct {
-	// Keep is how many of the newest snapshots [Store.Prune] keeps, besides
-	// the ones it is asked to protect. Zero means [DefaultKeep].
+	// Keep is how many of the newest readable snapshots [Store.Prune]
+	// keeps besides the ones it is asked to protect: a protected snapshot
+	// never counts toward Keep. With Keep 1, pruning while protecting the
+	// snapshot an install in progress depends on keeps that one and the
+	// newest other. Zero means [DefaultKeep].
 	Keep int
 	// NewHash returns the SHA-256 used to record and verify every file.
 	// Nil means [verify.NewHash].
@@ -168,7 +171,8 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Keep returns the number of snapshots Prune keeps.
+// Keep returns the number of snapshots Prune keeps besides the protected
+// ones.
 func (s *Store) Keep() int { return s.keep }
 
 // CheckID reports whether id is a well-formed snapshot ID: 12 digits, '-',
@@ -374,7 +378,7 @@ func (s *Store) seal(ctx context.Context, staging string, m *manifest) error {
 
 // sealFile hashes and fsyncs one file of a snapshot being made.
 func (s *Store) sealFile(ctx context.Context, p, rel string) (manifestFile, error) {
-	f, err := os.Open(p)
+	f, err := openRegular(p)
 	if err != nil {
 		return manifestFile{}, err
 	}
@@ -669,6 +673,11 @@ func (s *Store) Get(id string) (Snapshot, error) {
 
 // List returns the snapshots, oldest first. A snapshot whose manifest
 // cannot be read is left out and logged; [Store.Prune] removes it.
+//
+// List reads and checks every snapshot's manifest (each up to
+// [MaxManifestSize]), so on a store of many large snapshots it takes a
+// while; it takes no context and cannot be cancelled. It does not hash
+// files: that is [Store.Verify].
 func (s *Store) List() ([]Snapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -706,6 +715,12 @@ func (s *Store) ids() ([]string, error) {
 }
 
 // Delete removes snapshot id. An unknown id is [ErrNotFound].
+//
+// It takes time in proportion to the snapshot's files (each is removed,
+// then the store directory is fsynced) and holds the store's lock
+// meanwhile, so a Create publishing or a Restore starting waits for it. It
+// takes no context: once the snapshot is renamed away, stopping halfway
+// would only leave work for [OpenStore].
 func (s *Store) Delete(id string) error {
 	if err := CheckID(id); err != nil {
 		return err
@@ -733,12 +748,19 @@ func (s *Store) delete(id string) error {
 	return nil
 }
 
-// Prune deletes every snapshot but the newest Keep readable ones and the
-// ones named in protect (the snapshot of an update still in probation,
-// say). Snapshots whose manifest cannot be read are deleted unless
-// protected; they never count among the Keep. An ill-formed protected ID
-// is [ErrInvalid], reported before anything is deleted; an unknown one is
+// Prune deletes every snapshot but the ones named in protect (the
+// snapshot of an update still in probation, say) and the newest Keep
+// readable others: protected snapshots do not count toward Keep.
+// Snapshots whose manifest cannot be read are deleted unless protected;
+// they never count among the Keep. An ill-formed protected ID is
+// [ErrInvalid], reported before anything is deleted; an unknown one is
 // ignored.
+//
+// Prune reads the manifests of the newest snapshots until it has found
+// Keep readable ones, then deletes the rest as [Store.Delete] does, so it
+// takes time in proportion to what it deletes, holding the store's lock
+// throughout. It takes no context and cannot be cancelled; the agent
+// prunes after an update is settled, when nothing waits for the store.
 func (s *Store) Prune(protect ...string) error {
 	keep := make(map[string]bool, len(protect)+s.keep)
 	for _, id := range protect {
@@ -757,6 +779,9 @@ func (s *Store) Prune(protect ...string) error {
 	for _, id := range slices.Backward(ids) {
 		if kept == s.keep {
 			break
+		}
+		if keep[id] {
+			continue // protected: kept anyway, and not counted
 		}
 		if _, err := s.readManifest(id); err == nil {
 			keep[id] = true

@@ -438,7 +438,10 @@ func TestStorePrune(t *testing.T) {
 	}{
 		{"default keeps three", 0, 5, nil, nil, []int{2, 3, 4}},
 		{"keep one", 1, 3, nil, nil, []int{2}},
-		{"protected kept", 2, 6, []int{0, 4}, nil, []int{0, 4, 5}},
+		{"protected kept", 2, 6, []int{0, 4}, nil, []int{0, 3, 4, 5}},
+		{"protected newest does not count", 1, 3, []int{2}, nil, []int{1, 2}},
+		{"protected oldest does not count", 1, 3, []int{0}, nil, []int{0, 2}},
+		{"all protected", 1, 2, []int{0, 1}, nil, []int{0, 1}},
 		{"fewer than keep", 3, 2, nil, nil, []int{0, 1}},
 		{"corrupt do not count", 2, 5, nil, []int{4}, []int{2, 3}},
 		{"corrupt protected kept", 1, 3, []int{2}, []int{2}, []int{1, 2}},

@@ -53,9 +53,11 @@ type Subject struct {
 //   - a cancelled context makes Backup and Restore return
 //     context.Canceled, and Restore then changes nothing;
 //   - the hook works through a [backup.Store]: created, verified and
-//     restored.
+//     restored;
+//   - a snapshot tampered with after it was made (a file of the hook's
+//     changed, or one added) makes [backup.Store.Restore] fail with
+//     [backup.ErrCorrupt] before the hook changes anything.
 func TestHook(t *testing.T, newSubject func(t *testing.T) Subject) {
-	t.Helper()
 	t.Run("Name", func(t *testing.T) {
 		s := newSubject(t)
 		if err := backup.CheckName(s.Hook.Name()); err != nil {
@@ -157,6 +159,71 @@ func TestHook(t *testing.T, newSubject func(t *testing.T) Subject) {
 			t.Fatalf("Store.Verify after Restore (Restore must not write to the snapshot): %v", err)
 		}
 	})
+	t.Run("TamperedSnapshot", func(t *testing.T) {
+		s := newSubject(t)
+		before := s.State(t)
+		store, err := backup.OpenStore(t.TempDir(), backup.StoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks := []backup.Hook{s.Hook}
+		snap, err := store.Create(t.Context(), "conformance", hooks)
+		if err != nil {
+			t.Fatalf("Store.Create: %v", err)
+		}
+		tamper(t, filepath.Join(store.Dir(), snap.ID, s.Hook.Name()))
+		mutate(t, s, before)
+		mutated := s.State(t)
+		if err := store.Restore(t.Context(), snap.ID, hooks); !errors.Is(err, backup.ErrCorrupt) {
+			t.Fatalf("Store.Restore of a tampered snapshot = %v, want backup.ErrCorrupt", err)
+		}
+		same(t, "after a refused Store.Restore, the live data", s.State(t), mutated)
+	})
+}
+
+// tamper changes what a hook wrote into dir, a snapshot's directory for
+// it: it flips the first byte of the first non-empty file, or, if the hook
+// wrote none, adds a file.
+func tamper(t *testing.T, dir string) {
+	t.Helper()
+	var victim string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if victim != "" || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Size() > 0 {
+			victim = p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+	if victim == "" {
+		if err := os.WriteFile(filepath.Join(dir, "tampered"), []byte("x"), 0o600); err != nil {
+			t.Fatalf("tamper: %v", err)
+		}
+		return
+	}
+	// The hook may have written it read-only; a mode is not checked.
+	if err := os.Chmod(victim, 0o600); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+	b[0] ^= 0xff
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
 }
 
 // backupDir returns an empty directory, alone in a fresh parent, as a

@@ -3,6 +3,8 @@ package backuptest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -152,6 +154,58 @@ func TestHookFuncs(t *testing.T) {
 					out[k] = []byte(v)
 				}
 				return out
+			},
+		}
+	})
+}
+
+// TestHookEmptyFiles runs the suite on a hook whose backup holds only an
+// empty file (a switch kept as a file's presence), so the suite's tampering
+// has no byte to change and must add a file instead.
+func TestHookEmptyFiles(t *testing.T) {
+	backuptest.TestHook(t, func(t *testing.T) backuptest.Subject {
+		var mu sync.Mutex
+		on := true
+		return backuptest.Subject{
+			Hook: backup.HookFuncs{
+				HookName: "switch",
+				BackupFunc: func(ctx context.Context, dir string) error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if !on {
+						return nil
+					}
+					return os.WriteFile(filepath.Join(dir, "on"), nil, 0o600)
+				},
+				RestoreFunc: func(ctx context.Context, dir string) error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					_, err := os.Stat(filepath.Join(dir, "on"))
+					if err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return err
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					on = err == nil
+					return nil
+				},
+			},
+			Mutate: func(t *testing.T) {
+				mu.Lock()
+				defer mu.Unlock()
+				on = !on
+			},
+			State: func(t *testing.T) map[string][]byte {
+				mu.Lock()
+				defer mu.Unlock()
+				if on {
+					return map[string][]byte{"switch": []byte("on")}
+				}
+				return map[string][]byte{}
 			},
 		}
 	})
