@@ -22,6 +22,9 @@ const (
 	DefaultBackoffMin   = 5 * time.Second
 	DefaultBackoffMax   = 5 * time.Minute
 	DefaultTimeout      = time.Minute
+	// DefaultStatusTimeout is the longest [Config.Status] may take by
+	// default (or [Config.Timeout], if that is shorter).
+	DefaultStatusTimeout = 5 * time.Second
 )
 
 // MaxJitter bounds [Config.Jitter]: beyond half the interval a wait could
@@ -44,12 +47,21 @@ type Config struct {
 	// Status must return a fresh request each time. Nil sends an empty
 	// status.
 	//
-	// Liveness matters more than status: if Status fails, or returns a
+	// Liveness matters more than status: if Status fails, returns a
 	// request that does not pass [transport.HeartbeatRequest.Validate]
-	// (the server would refuse it), the error is logged and the beat is
-	// sent anyway, carrying only its Seq. A broken status builder never
-	// makes a terminal look offline.
+	// (the server would refuse it), or is still running when
+	// StatusTimeout expires, the problem is logged and the beat is sent
+	// anyway, carrying only its Seq, under a Timeout of its own. A broken
+	// status builder never makes a terminal look offline, provided it
+	// returns once its ctx is done: it runs in Run's goroutine, which
+	// cannot leave it behind.
 	Status func(ctx context.Context) (*transport.HeartbeatRequest, error)
+
+	// StatusTimeout bounds each call of Status; its ctx is done when it
+	// expires (or when Run's is). Status should take milliseconds: it
+	// reads state the agent already has, not the network. Zero means
+	// [DefaultStatusTimeout] or Timeout, whichever is shorter.
+	StatusTimeout time.Duration
 
 	// OnResponse, if set, is called with every successful response, before
 	// OnDirective. It runs in Run's goroutine, so it must return quickly
@@ -99,8 +111,9 @@ type Config struct {
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 
-	// Timeout bounds one beat: building the status and sending it. A beat
-	// that times out has failed. Zero means [DefaultTimeout].
+	// Timeout bounds sending one beat. It starts once the status is built,
+	// so a slow Status never eats into it. A beat that times out has
+	// failed. Zero means [DefaultTimeout].
 	Timeout time.Duration
 
 	// Counter, if set, records every beat's outcome; the agent reads it
@@ -132,6 +145,7 @@ func (c Config) settings() (Config, error) {
 	}{
 		{"Interval", s.Interval}, {"MinInterval", s.MinInterval}, {"MaxInterval", s.MaxInterval},
 		{"BackoffMin", s.BackoffMin}, {"BackoffMax", s.BackoffMax}, {"Timeout", s.Timeout},
+		{"StatusTimeout", s.StatusTimeout},
 	} {
 		if f.v < 0 {
 			return s, fmt.Errorf("%w: %s %s is negative", ErrInvalidConfig, f.name, f.v)
@@ -166,6 +180,7 @@ func (c Config) settings() (Config, error) {
 		return s, fmt.Errorf("%w: BackoffMin %s above BackoffMax %s", ErrInvalidConfig, s.BackoffMin, s.BackoffMax)
 	}
 	s.Timeout = orDefault(s.Timeout, DefaultTimeout)
+	s.StatusTimeout = orDefault(s.StatusTimeout, min(DefaultStatusTimeout, s.Timeout))
 	if s.Counter == nil {
 		s.Counter = new(Counter)
 	}
@@ -231,12 +246,13 @@ type beater struct {
 // When ctx is done the returned wait does not matter.
 func (b *beater) beat(ctx context.Context) time.Duration {
 	seq := uint64(b.s.Counter.Count()) + 1
-	bctx, cancel := context.WithTimeout(ctx, b.s.Timeout)
-	defer cancel()
-	req := b.status(bctx, seq)
+	req := b.status(ctx, seq)
 	if ctx.Err() != nil {
 		return 0
 	}
+	// The send gets its whole Timeout, however long Status took.
+	bctx, cancel := context.WithTimeout(ctx, b.s.Timeout)
+	defer cancel()
 	resp, err := b.s.Sender.Heartbeat(bctx, req)
 	if ctx.Err() != nil {
 		// Cancelled, not failed: record nothing.
@@ -265,15 +281,19 @@ func (b *beater) beat(ctx context.Context) time.Duration {
 	return wait
 }
 
-// status builds the request for beat seq, falling back to a bare one.
+// status builds the request for beat seq within StatusTimeout, falling
+// back to a bare one.
 func (b *beater) status(ctx context.Context, seq uint64) *transport.HeartbeatRequest {
 	req := &transport.HeartbeatRequest{}
 	if b.s.Status != nil {
-		r, err := b.s.Status(ctx)
+		sctx, cancel := context.WithTimeout(ctx, b.s.StatusTimeout)
+		defer cancel()
+		r, err := b.s.Status(sctx)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				b.s.Logger.Warn("heartbeat: status failed; sending a bare beat", "seq", seq, "err", err)
+				b.s.Logger.Warn("heartbeat: status failed; sending a bare beat", "seq", seq,
+					"timeout", b.s.StatusTimeout, "err", err)
 			}
 		case r == nil:
 		default:

@@ -570,6 +570,7 @@ func TestConfigErrors(t *testing.T) {
 		{"jitter too large", Config{Sender: f, Jitter: 0.8}},
 		{"backoff min above max", Config{Sender: f, BackoffMin: time.Hour}},
 		{"negative timeout", Config{Sender: f, Timeout: -1}},
+		{"negative status timeout", Config{Sender: f, StatusTimeout: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -666,5 +667,103 @@ func TestConcurrentCounter(t *testing.T) {
 	wg.Wait()
 	if c.Count() != 800 {
 		t.Fatalf("count %d, want 800", c.Count())
+	}
+}
+
+// slowSender succeeds after took, unless its ctx is done first; it records
+// when each call came and what it carried.
+type slowSender struct {
+	took time.Duration
+	mu   sync.Mutex
+	log  []sent
+}
+
+func (s *slowSender) Heartbeat(ctx context.Context, req *transport.HeartbeatRequest) (*transport.HeartbeatResponse, error) {
+	s.mu.Lock()
+	s.log = append(s.log, sent{at: time.Now(), req: *req})
+	s.mu.Unlock()
+	t := time.NewTimer(s.took)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return &transport.HeartbeatResponse{}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *slowSender) sent() []sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sent(nil), s.log...)
+}
+
+// TestHangingStatusStillBeats is the regression test for a status builder
+// that hangs: it used to get the beat's whole Timeout, so the send that
+// followed failed at once, no beat ever succeeded and the update gate (two
+// heartbeats since boot) never opened. Status now has a short timeout of
+// its own and the send a fresh Timeout.
+func TestHangingStatusStillBeats(t *testing.T) {
+	tests := []struct {
+		name          string
+		timeout       time.Duration
+		statusTimeout time.Duration
+		took          time.Duration // by each send: more than Timeout less the status's wait
+		wantStatus    time.Duration // the status's budget
+	}{
+		{"defaults", 0, 0, DefaultTimeout - time.Second, DefaultStatusTimeout},
+		{"configured", 10 * time.Second, 2 * time.Second, 9 * time.Second, 2 * time.Second},
+		{"a short Timeout caps the default", 3 * time.Second, 0, 2 * time.Second, 3 * time.Second},
+		{"longer than Timeout", 3 * time.Second, 20 * time.Second, 2 * time.Second, 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var budgets []time.Duration
+				hang := func(ctx context.Context) (*transport.HeartbeatRequest, error) {
+					dl, ok := ctx.Deadline()
+					if !ok {
+						t.Error("Status got a ctx without a deadline")
+					}
+					budgets = append(budgets, time.Until(dl))
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				f := &slowSender{took: tt.took}
+				c := new(Counter)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan error, 1)
+				start := time.Now()
+				go func() {
+					done <- Run(ctx, Config{Sender: f, Status: hang, Counter: c, InitialDelay: -1, Jitter: -1,
+						Timeout: tt.timeout, StatusTimeout: tt.statusTimeout})
+				}()
+				wctx, wcancel := context.WithTimeout(ctx, time.Hour)
+				defer wcancel()
+				if err := c.Wait(wctx, 2); err != nil {
+					t.Fatalf("Wait(2) = %v: count %d, failures %d; a hanging Status must not stop beats",
+						err, c.Count(), c.Failures())
+				}
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Fatalf("Run = %v", err)
+				}
+				log := f.sent()
+				if first := log[0].at.Sub(start); first != tt.wantStatus {
+					t.Errorf("first beat sent %s after start, want after the status's %s", first, tt.wantStatus)
+				}
+				if want := (transport.HeartbeatRequest{Seq: 1}); !reflect.DeepEqual(log[0].req, want) {
+					t.Errorf("sent %+v, want a bare beat %+v", log[0].req, want)
+				}
+				for i, b := range budgets {
+					if b != tt.wantStatus {
+						t.Errorf("Status call %d had %s, want %s", i, b, tt.wantStatus)
+					}
+				}
+				if c.Failures() != 0 {
+					t.Errorf("%d failures, want 0", c.Failures())
+				}
+			})
+		})
 	}
 }
