@@ -34,7 +34,6 @@ import (
 // Options describe one terminal.
 type Options struct {
 	Server     string // the update server's base URL
-	HTTPClient *httptransport.Config
 	Keys       *verify.KeyRing
 	Enrollment string
 	Serial     string
@@ -86,12 +85,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := httptransport.Config{}
-	if o.HTTPClient != nil {
-		cfg = *o.HTTPClient
-	}
-	cfg.BaseURL, cfg.Logger = o.Server, o.Logger
-	client, err := httptransport.New(cfg)
+	client, err := httptransport.New(httptransport.Config{BaseURL: o.Server, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
