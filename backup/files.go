@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -90,7 +90,7 @@ type Files struct {
 	// syncDir and syncFile make a restore durable; tests replace them to
 	// see what is synced.
 	syncDir  func(dir string) error
-	syncFile func(f *os.File) error
+	syncFile func(f durable.File) error
 }
 
 // NewFiles returns a Files hook named name for the given paths, which must
@@ -120,7 +120,7 @@ func NewFiles(name string, paths ...string) (*Files, error) {
 		}
 	}
 	return &Files{name: name, paths: slices.Clone(paths), newHash: verify.NewHash,
-		syncDir: atomicfile.SyncDir, syncFile: (*os.File).Sync}, nil
+		syncDir: (durable.OS{}).SyncDir, syncFile: durable.File.Sync}, nil
 }
 
 // Name returns the hook's name.
@@ -640,7 +640,7 @@ func (r *restorer) writeFile(ctx context.Context, i int) error {
 		return err
 	}
 	defer src.Close()
-	return atomicfile.Write(e.Path, mode, func(w io.Writer) error {
+	return durable.Write(durable.OS{}, e.Path, mode, func(w io.Writer) error {
 		d := verify.NewDigester(r.f.newHash)
 		// Check again as the bytes go out: the backup must not have
 		// changed since it was verified.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 )
 
 // syncFixture is a Files hook over five configured paths, each in a
@@ -47,9 +47,9 @@ func newSyncFixture(t *testing.T) *syncFixture {
 	must(t, h.Backup(t.Context(), f.dir))
 	h.syncDir = func(d string) error {
 		f.dirs = append(f.dirs, d)
-		return atomicfile.SyncDir(d)
+		return (durable.OS{}).SyncDir(d)
 	}
-	h.syncFile = func(file *os.File) error {
+	h.syncFile = func(file durable.File) error {
 		f.files = append(f.files, file.Name())
 		return file.Sync()
 	}

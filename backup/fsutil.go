@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/bounded"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -60,9 +61,9 @@ func digestRegular(ctx context.Context, path string, newHash func() hash.Hash) (
 // symlink to one: a backup never follows a symlink out of the tree it owns.
 // Anything else fails with ErrUnsupported, without ever being opened in a
 // way that could block (a named pipe) or have side effects (a device).
-func openRegular(path string) (*os.File, error) {
-	f, err := bounded.OpenNoFollow(path)
-	var nr *bounded.NotRegularError
+func openRegular(path string) (durable.File, error) {
+	f, err := durable.OpenNoFollow(durable.OS{}, path)
+	var nr *durable.NotRegularError
 	if errors.As(err, &nr) {
 		return nil, fmt.Errorf("%w: %s is a %s, not a regular file", ErrUnsupported, nr.Path, nr.Kind)
 	}

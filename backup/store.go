@@ -19,7 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -134,7 +134,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.SyncDir(filepath.Dir(dir)); err != nil {
+		if err := (durable.OS{}).SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +161,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 		}
 	}
 	if cleaned {
-		if err := atomicfile.SyncDir(dir); err != nil {
+		if err := (durable.OS{}).SyncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -290,14 +290,14 @@ func (s *Store) Create(ctx context.Context, label string, hooks []Hook) (Snapsho
 	if err := writeSynced(filepath.Join(staging, ManifestFile), append(data, '\n'), 0o600); err != nil {
 		return Snapshot{}, err
 	}
-	if err := atomicfile.SyncDir(staging); err != nil {
+	if err := (durable.OS{}).SyncDir(staging); err != nil {
 		return Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Snapshot{}, err
 	}
 	s.mu.Lock()
-	err = atomicfile.Rename(staging, filepath.Join(s.dir, id))
+	err = durable.Rename(durable.OS{}, staging, filepath.Join(s.dir, id))
 	s.mu.Unlock()
 	if err != nil {
 		return Snapshot{}, err
@@ -369,7 +369,7 @@ func (s *Store) seal(ctx context.Context, staging string, m *manifest) error {
 		return err
 	}
 	for _, d := range slices.Backward(dirs) {
-		if err := atomicfile.SyncDir(d); err != nil {
+		if err := (durable.OS{}).SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -738,10 +738,10 @@ func (s *Store) delete(id string) error {
 		return fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
 	}
 	gone := filepath.Join(s.dir, deletingPrefix+id)
-	if err := atomicfile.Rename(snap, gone); err != nil {
+	if err := durable.Rename(durable.OS{}, snap, gone); err != nil {
 		return err
 	}
-	if err := atomicfile.RemoveAll(gone); err != nil {
+	if err := durable.RemoveAll(durable.OS{}, gone); err != nil {
 		return err
 	}
 	s.log.Info("backup: snapshot deleted", "id", id)

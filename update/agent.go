@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,8 +17,7 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/backup"
-	"github.com/upkeephq/upkeep/internal/atomicfile"
-	"github.com/upkeephq/upkeep/internal/bounded"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update/release"
@@ -33,6 +31,7 @@ const maxOffers = 8
 // Agent is the terminal's update agent. Create it with [New].
 type Agent struct {
 	cfg     Config
+	fs      durable.FS
 	log     *slog.Logger
 	dl      *downloader
 	box     *outbox
@@ -90,19 +89,21 @@ func New(cfg Config) (*Agent, error) {
 	cfg.setDefaults()
 	a := &Agent{
 		cfg:     cfg,
+		fs:      cfg.FS,
 		log:     cfg.Logger,
 		dir:     filepath.Join(cfg.StateDir, "downloads"),
 		bundles: filepath.Join(cfg.StateDir, "bundles"),
-		box:     &outbox{dir: filepath.Join(cfg.StateDir, "outbox"), log: cfg.Logger},
+		box:     &outbox{fs: cfg.FS, dir: filepath.Join(cfg.StateDir, "outbox"), log: cfg.Logger},
 		nudge:   make(chan struct{}, 1),
 	}
-	a.dl = &downloader{src: cfg.Source, newHash: cfg.NewHash, attempts: cfg.ChunkAttempts, progress: cfg.Progress, log: cfg.Logger}
+	a.dl = &downloader{fs: cfg.FS, src: cfg.Source, newHash: cfg.NewHash, attempts: cfg.ChunkAttempts,
+		progress: cfg.Progress, log: cfg.Logger}
 	for _, d := range []string{cfg.StateDir, a.dir, a.bundles, a.box.dir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := durable.MkdirAll(a.fs, d, 0o700); err != nil {
 			return nil, fmt.Errorf("update: state directory: %w", err)
 		}
 		// A power cut during an atomic write leaves its temporary file.
-		if _, err := atomicfile.CleanTemp(d); err != nil {
+		if _, err := durable.CleanTemp(a.fs, d); err != nil {
 			return nil, fmt.Errorf("update: state directory: %w", err)
 		}
 	}
@@ -113,15 +114,15 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("update: backup store: %w", err)
 	}
 	a.store = store
-	j, err := loadJournal(cfg.StateDir, cfg.Installed)
+	j, err := loadJournal(a.fs, cfg.StateDir, cfg.Installed)
 	if err != nil {
 		return nil, err
 	}
-	if err := j.save(cfg.StateDir); err != nil {
+	if err := j.save(a.fs, cfg.StateDir); err != nil {
 		return nil, err
 	}
 	a.j = j
-	a.dropStrayBundles()
+	a.dropStrays()
 	return a, nil
 }
 
@@ -331,7 +332,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 		r, err := a.refuseOffer(ctx, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, err)
 		return false, r, err
 	}
-	if err := atomicfile.WriteFile(a.bundlePath(bundleHash), offer.Bundle, 0o600); err != nil {
+	if err := durable.WriteFile(a.fs, a.bundlePath(bundleHash), offer.Bundle, 0o600); err != nil {
 		return false, Result{State: StateIdle, Release: m.ID()}, fmt.Errorf("update: storing the bundle: %w", err)
 	}
 	u := &inflight{
@@ -616,7 +617,7 @@ func (a *Agent) interrupted(u *inflight) error {
 // after that the journal's own record is trusted and the manifest is only
 // parsed.
 func (a *Agent) open(u *inflight) (*verify.Manifest, error) {
-	b, err := bounded.ReadFile(a.bundlePath(u.BundleHash), verify.MaxBundleSize, verify.ErrTooLarge)
+	b, err := durable.ReadFile(a.fs, a.bundlePath(u.BundleHash), verify.MaxBundleSize, verify.ErrTooLarge)
 	if err != nil {
 		return nil, fmt.Errorf("%w: stored bundle: %v", ErrJournal, err)
 	}
@@ -780,12 +781,14 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 			res.Err = &StepError{State: u.FailedIn, Err: errors.New(u.Detail)}
 		}
 	}
+	// What is left of the update is removed; a power cut before these
+	// removals are durable leaves strays that New removes.
 	if u.Digest.Validate() == nil {
 		final, partial := artifactPaths(a.dir, u.Digest)
-		os.Remove(final)
-		os.Remove(partial)
+		a.fs.Remove(final)
+		a.fs.Remove(partial)
 	}
-	os.Remove(a.bundlePath(u.BundleHash))
+	a.fs.Remove(a.bundlePath(u.BundleHash))
 	if err := a.store.Prune(); err != nil {
 		a.log.Warn("update: pruning backups", "err", err)
 	}
@@ -827,17 +830,24 @@ func (a *Agent) bundlePath(hash string) string {
 	return filepath.Join(a.bundles, hash+".json")
 }
 
-// dropStrayBundles removes stored bundles the journal no longer names (a
-// power cut between storing one and journaling it, or after finishing).
-func (a *Agent) dropStrayBundles() {
-	keep := ""
+// dropStrays removes stored bundles and downloads the journal does not
+// name: a power cut between storing one and journaling it, or just after
+// an update ended.
+func (a *Agent) dropStrays() {
+	keep := map[string]bool{}
 	if u := a.current(); u != nil {
-		keep = u.BundleHash + ".json"
+		keep[u.BundleHash+".json"] = true
+		if u.Digest.Validate() == nil {
+			final, partial := artifactPaths(a.dir, u.Digest)
+			keep[filepath.Base(final)], keep[filepath.Base(partial)] = true, true
+		}
 	}
-	entries, _ := os.ReadDir(a.bundles)
-	for _, e := range entries {
-		if e.Name() != keep {
-			os.Remove(filepath.Join(a.bundles, e.Name()))
+	for _, dir := range []string{a.bundles, a.dir} {
+		entries, _ := a.fs.ReadDir(dir)
+		for _, e := range entries {
+			if !keep[e.Name()] {
+				a.fs.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 }
@@ -861,7 +871,7 @@ func (a *Agent) update(change func(*journal)) error {
 	next := a.j.clone()
 	a.mu.Unlock()
 	change(next)
-	if err := next.save(a.cfg.StateDir); err != nil {
+	if err := next.save(a.fs, a.cfg.StateDir); err != nil {
 		return err
 	}
 	a.mu.Lock()

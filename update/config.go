@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/backup"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
@@ -115,8 +116,11 @@ type Config struct {
 	// Installer installs and rolls back artifacts.
 	Installer Installer
 	// StateDir holds the journal, downloads, backups and the report outbox.
-	// It must be on storage that survives a reboot.
+	// It must be on storage that survives a reboot, and exist.
 	StateDir string
+	// FS is the filesystem StateDir is on; nil means durable.OS. Tests
+	// give a durabletest.CrashFS to cut the power.
+	FS durable.FS
 	// Device describes the terminal.
 	Device Device
 	// Installed maps each component to its factory version. It is read
@@ -245,4 +249,5 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.FS = durable.Or(c.FS)
 }

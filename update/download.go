@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -20,6 +20,7 @@ import (
 // file into place only when every chunk has matched. What a previous run
 // left on disk is re-verified, and only missing or wrong chunks are fetched.
 type downloader struct {
+	fs       durable.FS
 	src      Source
 	newHash  func() hash.Hash
 	attempts int
@@ -42,7 +43,7 @@ func artifactPaths(dir string, d verify.Digest) (final, partial string) {
 func (d *downloader) fetch(ctx context.Context, m *verify.Manifest, url, dir string) (string, error) {
 	a := &m.Artifact
 	final, partial := artifactPaths(dir, a.Digest)
-	if f, err := os.Open(final); err == nil {
+	if f, err := durable.OpenNoFollow(d.fs, final); err == nil {
 		err = verify.VerifyChunks(ctx, f, a, d.newHash)
 		f.Close()
 		if err == nil {
@@ -53,10 +54,10 @@ func (d *downloader) fetch(ctx context.Context, m *verify.Manifest, url, dir str
 			return "", ctx.Err()
 		}
 		d.log.Warn("update: downloaded artifact no longer verifies, fetching again", "path", final, "err", err)
-		os.Remove(final)
+		d.fs.Remove(final)
 	}
 
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := d.fs.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -139,7 +140,7 @@ func (d *downloader) fetch(ctx context.Context, m *verify.Manifest, url, dir str
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	if err := atomicfile.Rename(partial, final); err != nil {
+	if err := durable.Rename(d.fs, partial, final); err != nil {
 		return "", err
 	}
 	return final, nil
@@ -147,7 +148,7 @@ func (d *downloader) fetch(ctx context.Context, m *verify.Manifest, url, dir str
 
 // verifiedChunks reads what a previous run left in f and reports which
 // chunks already match their digests.
-func (d *downloader) verifiedChunks(ctx context.Context, f *os.File, a *verify.Artifact, size int64) ([]bool, error) {
+func (d *downloader) verifiedChunks(ctx context.Context, f durable.File, a *verify.Artifact, size int64) ([]bool, error) {
 	have := make([]bool, len(a.Chunks))
 	if size == 0 {
 		return have, nil
@@ -174,7 +175,7 @@ func (d *downloader) verifiedChunks(ctx context.Context, f *os.File, a *verify.A
 // that verifies. It returns how many chunks, from the first, it verified
 // and wrote, and the error that stopped it (a *verify.DigestMismatchError
 // for chunk from+n).
-func (d *downloader) fetchRun(ctx context.Context, f *os.File, m *verify.Manifest, url string, from, to int, buf []byte) (int, error) {
+func (d *downloader) fetchRun(ctx context.Context, f durable.File, m *verify.Manifest, url string, from, to int, buf []byte) (int, error) {
 	a := &m.Artifact
 	start := a.Chunks[from].Offset
 	end := a.Chunks[to-1].Offset + a.Chunks[to-1].Size
@@ -193,7 +194,7 @@ func (d *downloader) fetchRun(ctx context.Context, f *os.File, m *verify.Manifes
 	return to - from, nil
 }
 
-func (d *downloader) refetchChunk(ctx context.Context, f *os.File, m *verify.Manifest, url string, i int, buf []byte) error {
+func (d *downloader) refetchChunk(ctx context.Context, f durable.File, m *verify.Manifest, url string, i int, buf []byte) error {
 	var err error
 	for attempt := 1; attempt < d.attempts; attempt++ {
 		d.log.Warn("update: chunk failed verification, fetching it again", "chunk", i, "attempt", attempt+1)
@@ -216,7 +217,7 @@ func (d *downloader) refetchChunk(ctx context.Context, f *os.File, m *verify.Man
 }
 
 // readChunk reads chunk i from r, verifies it and writes it at its offset.
-func (d *downloader) readChunk(r io.Reader, f *os.File, a *verify.Artifact, i int, buf []byte) error {
+func (d *downloader) readChunk(r io.Reader, f durable.File, a *verify.Artifact, i int, buf []byte) error {
 	c := a.Chunks[i]
 	buf = buf[:c.Size]
 	if _, err := io.ReadFull(r, buf); err != nil {

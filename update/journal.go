@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
-	"github.com/upkeephq/upkeep/internal/bounded"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -128,9 +126,9 @@ type inflight struct {
 	FailedIn State `json:"failed_in,omitempty"`
 }
 
-func loadJournal(dir string, factory map[string]string) (*journal, error) {
+func loadJournal(fsys durable.FS, dir string, factory map[string]string) (*journal, error) {
 	path := filepath.Join(dir, journalFile)
-	f, err := os.Open(path)
+	b, err := durable.ReadFile(fsys, path, maxJournal, ErrJournal)
 	if errors.Is(err, fs.ErrNotExist) {
 		j := &journal{Schema: journalSchema, Components: map[string]component{}}
 		for name, v := range factory {
@@ -138,11 +136,6 @@ func loadJournal(dir string, factory map[string]string) (*journal, error) {
 		}
 		return j, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
-	}
-	defer f.Close()
-	b, err := bounded.Read(f, maxJournal, path, ErrJournal)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 	}
@@ -165,12 +158,12 @@ func loadJournal(dir string, factory map[string]string) (*journal, error) {
 	return &j, nil
 }
 
-func (j *journal) save(dir string) error {
+func (j *journal) save(fsys durable.FS, dir string) error {
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrJournal, err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, journalFile), append(b, '\n'), 0o600); err != nil {
+	if err := durable.WriteFile(fsys, filepath.Join(dir, journalFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("%w: %v", ErrJournal, err)
 	}
 	return nil

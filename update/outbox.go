@@ -1,19 +1,19 @@
 package update
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/transport"
 )
@@ -22,6 +22,7 @@ import (
 // before the journal moves past the outcome it reports, and deleted only
 // once the server acknowledged it; its ID makes a resend harmless.
 type outbox struct {
+	fs  durable.FS
 	dir string
 	log *slog.Logger
 	mu  sync.Mutex // one flush or add at a time
@@ -45,60 +46,60 @@ func (o *outbox) add(r *transport.ReportRequest) error {
 	if err != nil {
 		return err
 	}
-	names, err := o.list()
+	queued, err := o.list()
 	if err != nil {
 		return err
 	}
-	if len(names) >= maxOutbox {
+	if len(queued) >= maxOutbox {
 		// Never let reports fill the disk of a terminal that is offline for
 		// months: drop the oldest refusal (they repeat), else the oldest.
-		drop := names[0]
-		for _, n := range names {
-			if strings.HasSuffix(n, "-"+string(transport.OutcomeRefused)+".json") {
-				drop = n
+		drop := queued[0]
+		for _, q := range queued {
+			if q.report.Outcome == transport.OutcomeRefused {
+				drop = q
 				break
 			}
 		}
-		os.Remove(filepath.Join(o.dir, drop))
+		o.fs.Remove(drop.path)
 	}
-	return atomicfile.WriteFile(o.path(r.ID), b, 0o600)
+	return durable.WriteFile(o.fs, o.path(r.ID), b, 0o600)
 }
 
-// list returns the outbox's file names, oldest report first.
-func (o *outbox) list() ([]string, error) {
-	entries, err := os.ReadDir(o.dir)
+type queued struct {
+	path   string
+	report transport.ReportRequest
+}
+
+// list reads the queued reports, oldest first. A file that does not read
+// as a report (a torn write cannot happen, but a corrupt disk can) is
+// dropped.
+func (o *outbox) list() ([]queued, error) {
+	entries, err := o.fs.ReadDir(o.dir)
 	if err != nil {
 		return nil, err
 	}
-	type item struct {
-		name string
-		mod  int64
-	}
-	var items []item
+	var out []queued
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		info, err := e.Info()
+		path := filepath.Join(o.dir, e.Name())
+		b, err := durable.ReadFile(o.fs, path, transport.MaxRequestSize, transport.ErrTooLarge)
+		var r transport.ReportRequest
+		if err == nil {
+			err = jsonwire.Unmarshal(b, &r)
+		}
 		if err != nil {
+			o.log.Warn("update: dropping unreadable report", "file", e.Name(), "err", err)
+			o.fs.Remove(path)
 			continue
 		}
-		items = append(items, item{e.Name(), info.ModTime().UnixNano()})
+		out = append(out, queued{path: path, report: r})
 	}
-	slices.SortFunc(items, func(a, b item) int {
-		if a.mod != b.mod {
-			if a.mod < b.mod {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.name, b.name)
+	slices.SortFunc(out, func(a, b queued) int {
+		return cmp.Or(a.report.At.Compare(b.report.At), strings.Compare(a.report.ID, b.report.ID))
 	})
-	names := make([]string, len(items))
-	for i, it := range items {
-		names[i] = it.name
-	}
-	return names, nil
+	return out, nil
 }
 
 // flush sends every report, oldest first, and stops at the first transient
@@ -106,37 +107,29 @@ func (o *outbox) list() ([]string, error) {
 func (o *outbox) flush(ctx context.Context, src Source) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	names, err := o.list()
+	reports, err := o.list()
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		path := filepath.Join(o.dir, name)
-		f, err := os.Open(path)
-		if err != nil {
-			continue
-		}
-		var r transport.ReportRequest
-		err = jsonwire.Decode(f, transport.MaxRequestSize, &r)
-		f.Close()
-		if err != nil {
-			o.log.Warn("update: dropping unreadable report", "file", name, "err", err)
-			os.Remove(path)
-			continue
-		}
-		if _, err := src.Report(ctx, &r); err != nil {
+	sent := 0
+	for _, q := range reports {
+		if _, err := src.Report(ctx, &q.report); err != nil {
 			if errors.Is(err, transport.ErrBadRequest) || errors.Is(err, transport.ErrTooLarge) {
 				// The server will never accept it: keeping it would block
 				// every later report.
-				o.log.Warn("update: server refused report, dropping it", "id", r.ID, "err", err)
-				os.Remove(path)
+				o.log.Warn("update: server refused report, dropping it", "id", q.report.ID, "err", err)
+				o.fs.Remove(q.path)
 				continue
 			}
-			return fmt.Errorf("update: sending report %s: %w", r.ID, err)
+			return fmt.Errorf("update: sending report %s: %w", q.report.ID, err)
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := o.fs.Remove(q.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		sent++
 	}
-	return atomicfile.SyncDir(o.dir)
+	if sent == 0 {
+		return nil
+	}
+	return o.fs.SyncDir(o.dir)
 }

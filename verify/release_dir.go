@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/upkeephq/upkeep/internal/bounded"
+	"github.com/upkeephq/upkeep/durable"
 )
 
 // ManifestFile is the name of the signed bundle in a release directory.
@@ -44,7 +44,7 @@ func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Tim
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	bundle, err := bounded.ReadFile(filepath.Join(dir, ManifestFile), MaxBundleSize, ErrTooLarge)
+	bundle, err := durable.ReadFile(durable.OS{}, filepath.Join(dir, ManifestFile), MaxBundleSize, ErrTooLarge)
 	if err != nil {
 		return nil, releaseFileError(err)
 	}
@@ -56,7 +56,7 @@ func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Tim
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := bounded.Open(r.ArtifactPath())
+	f, err := durable.Open(durable.OS{}, r.ArtifactPath())
 	if err != nil {
 		return nil, releaseFileError(err)
 	}
@@ -71,7 +71,7 @@ func OpenReleaseDir(ctx context.Context, dir string, ring *KeyRing, now time.Tim
 // regular file [ErrMalformed]; other errors pass through (a missing file
 // matches fs.ErrNotExist).
 func releaseFileError(err error) error {
-	var nr *bounded.NotRegularError
+	var nr *durable.NotRegularError
 	if errors.As(err, &nr) {
 		return malformed("%s is a %s, not a regular file", nr.Path, nr.Kind)
 	}

@@ -33,9 +33,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/examples/internal/terminal"
 	"github.com/upkeephq/upkeep/heartbeat"
-	"github.com/upkeephq/upkeep/internal/atomicfile"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update"
 	"github.com/upkeephq/upkeep/update/server"
@@ -393,10 +393,10 @@ func (s *sim) migrate(ctx context.Context, a *update.Artifact) error {
 	}
 	// Each file is replaced atomically: a power cut mid-migration leaves the
 	// old file or the new, never a torn one that looks migrated.
-	if err := atomicfile.WriteFile(filepath.Join(s.data, "esign", "index.v2"), []byte("000123\n000124\n"), 0o644); err != nil {
+	if err := durable.WriteFile(durable.OS{}, filepath.Join(s.data, "esign", "index.v2"), []byte("000123\n000124\n"), 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(db, append([]byte("schema=2\n"), b...), 0o644)
+	return durable.WriteFile(durable.OS{}, db, append([]byte("schema=2\n"), b...), 0o644)
 }
 
 // checks are run after the install: the firmware starts, sign-in (签到)

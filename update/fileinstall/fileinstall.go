@@ -19,11 +19,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/update"
 )
 
@@ -32,12 +31,18 @@ import (
 type Installer struct {
 	// Path is the file an artifact replaces.
 	Path string
+	// FS is the filesystem Path is on; nil means durable.OS. It must be the
+	// one the agent's artifacts are on, which it reads them from.
+	FS durable.FS
 	// Mode is the installed file's mode; 0 means 0o755 (artifacts are
 	// usually programs).
 	Mode fs.FileMode
 }
 
 var _ update.Installer = (*Installer)(nil)
+
+func (in *Installer) fs() durable.FS { return durable.Or(in.FS) }
+
 var _ update.Committer = (*Installer)(nil)
 
 func (in *Installer) id(a *update.Artifact) string {
@@ -57,15 +62,16 @@ func (in *Installer) Install(ctx context.Context, a *update.Artifact) error {
 		return err
 	}
 	prev, absent := in.prev(a), in.absent(a)
-	if !exists(prev) && !exists(absent) {
+	fsys := in.fs()
+	if !exists(fsys, prev) && !exists(fsys, absent) {
 		// First call for this artifact: keep what is there now.
-		switch _, err := os.Lstat(in.Path); {
+		switch _, err := fsys.Lstat(in.Path); {
 		case err == nil:
-			if err := copyFile(ctx, in.Path, prev, 0); err != nil {
+			if err := copyFile(ctx, fsys, in.Path, prev, 0); err != nil {
 				return fmt.Errorf("fileinstall: keeping %s: %w", in.Path, err)
 			}
 		case errors.Is(err, fs.ErrNotExist):
-			if err := atomicfile.WriteFile(absent, nil, 0o600); err != nil {
+			if err := durable.WriteFile(fsys, absent, nil, 0o600); err != nil {
 				return fmt.Errorf("fileinstall: %w", err)
 			}
 		default:
@@ -76,7 +82,7 @@ func (in *Installer) Install(ctx context.Context, a *update.Artifact) error {
 	if mode == 0 {
 		mode = 0o755
 	}
-	if err := copyFile(ctx, a.Path, in.Path, mode); err != nil {
+	if err := copyFile(ctx, fsys, a.Path, in.Path, mode); err != nil {
 		return fmt.Errorf("fileinstall: installing %s: %w", in.Path, err)
 	}
 	return nil
@@ -86,32 +92,35 @@ func (in *Installer) Install(ctx context.Context, a *update.Artifact) error {
 // file if there was none. Called again, or without a prior Install, it
 // changes nothing.
 func (in *Installer) Rollback(ctx context.Context, a *update.Artifact) error {
+	fsys := in.fs()
 	prev, absent := in.prev(a), in.absent(a)
 	switch {
-	case exists(prev):
-		if err := atomicfile.Rename(prev, in.Path); err != nil {
+	case exists(fsys, prev):
+		if err := durable.Rename(fsys, prev, in.Path); err != nil {
 			return fmt.Errorf("fileinstall: restoring %s: %w", in.Path, err)
 		}
-	case exists(absent):
-		if err := os.Remove(in.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	case exists(fsys, absent):
+		// The installed file goes first: a power cut in between leaves the
+		// marker, and Rollback is called again.
+		if err := durable.Remove(fsys, in.Path); err != nil {
 			return fmt.Errorf("fileinstall: %w", err)
 		}
-		if err := os.Remove(absent); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := durable.Remove(fsys, absent); err != nil {
 			return fmt.Errorf("fileinstall: %w", err)
 		}
-		return atomicfile.SyncDir(filepath.Dir(in.Path))
 	}
 	return nil
 }
 
 // Commit drops the kept file: the install is final.
 func (in *Installer) Commit(ctx context.Context, a *update.Artifact) error {
+	fsys := in.fs()
 	for _, p := range []string{in.prev(a), in.absent(a)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("fileinstall: %w", err)
 		}
 	}
-	return atomicfile.SyncDir(filepath.Dir(in.Path))
+	return fsys.SyncDir(filepath.Dir(in.Path))
 }
 
 // dropLeftovers removes what an earlier update left behind for another
@@ -121,7 +130,8 @@ func (in *Installer) dropLeftovers(a *update.Artifact) error {
 	if dir == "" {
 		dir = "."
 	}
-	entries, err := os.ReadDir(dir)
+	fsys := in.fs()
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("fileinstall: %w", err)
 	}
@@ -131,7 +141,7 @@ func (in *Installer) dropLeftovers(a *update.Artifact) error {
 		if keep[n] || !(strings.HasPrefix(n, base+".prev-") || strings.HasPrefix(n, base+".absent-")) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("fileinstall: %w", err)
 		}
 	}
@@ -139,8 +149,8 @@ func (in *Installer) dropLeftovers(a *update.Artifact) error {
 }
 
 // copyFile atomically replaces dst with a copy of src. Mode 0 keeps src's.
-func copyFile(ctx context.Context, src, dst string, mode fs.FileMode) error {
-	f, err := os.Open(src)
+func copyFile(ctx context.Context, fsys durable.FS, src, dst string, mode fs.FileMode) error {
+	f, err := durable.Open(fsys, src)
 	if err != nil {
 		return err
 	}
@@ -152,7 +162,7 @@ func copyFile(ctx context.Context, src, dst string, mode fs.FileMode) error {
 		}
 		mode = info.Mode().Perm()
 	}
-	return atomicfile.Write(dst, mode, func(w io.Writer) error {
+	return durable.Write(fsys, dst, mode, func(w io.Writer) error {
 		_, err := io.CopyBuffer(w, ctxReader{ctx, f}, make([]byte, 1<<20))
 		return err
 	})
@@ -170,7 +180,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
+func exists(fsys durable.FS, path string) bool {
+	_, err := fsys.Lstat(path)
 	return err == nil
 }

@@ -10,8 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
-	"github.com/upkeephq/upkeep/internal/bounded"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -163,7 +162,7 @@ func WriteKeyDir(dir string, kd *KeyDir) error {
 		}
 		written = append(written, path)
 	}
-	return atomicfile.SyncDir(dir)
+	return (durable.OS{}).SyncDir(dir)
 }
 
 type keyFile struct {
@@ -245,14 +244,14 @@ func writeNew(path string, data []byte, perm os.FileMode) (err error) {
 // when present, must match signing.key.
 func ReadKeyDir(dir string) (*KeyDir, error) {
 	var kd KeyDir
-	b, err := bounded.ReadFile(filepath.Join(dir, RootPublicFile), 4096, ErrMalformed)
+	b, err := durable.ReadFile(durable.OS{}, filepath.Join(dir, RootPublicFile), 4096, ErrMalformed)
 	if err != nil {
 		return nil, err
 	}
 	if kd.RootPublic, err = verify.ParsePublicKey(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", RootPublicFile, err)
 	}
-	b, err = bounded.ReadFile(filepath.Join(dir, RootKeyFile), MaxPrivateKeySize, ErrMalformed)
+	b, err = durable.ReadFile(durable.OS{}, filepath.Join(dir, RootKeyFile), MaxPrivateKeySize, ErrMalformed)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -262,13 +261,13 @@ func ReadKeyDir(dir string) (*KeyDir, error) {
 			return nil, fmt.Errorf("%s: %w", RootKeyFile, err)
 		}
 	}
-	if b, err = bounded.ReadFile(filepath.Join(dir, SigningKeyFile), MaxPrivateKeySize, ErrMalformed); err != nil {
+	if b, err = durable.ReadFile(durable.OS{}, filepath.Join(dir, SigningKeyFile), MaxPrivateKeySize, ErrMalformed); err != nil {
 		return nil, err
 	}
 	if kd.Signing, err = ParsePrivateKey(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", SigningKeyFile, err)
 	}
-	b, err = bounded.ReadFile(filepath.Join(dir, SigningPublicFile), 4096, ErrMalformed)
+	b, err = durable.ReadFile(durable.OS{}, filepath.Join(dir, SigningPublicFile), 4096, ErrMalformed)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -283,7 +282,7 @@ func ReadKeyDir(dir string) (*KeyDir, error) {
 				SigningPublicFile, pub.ID, SigningKeyFile, kd.Signing.ID)
 		}
 	}
-	if b, err = bounded.ReadFile(filepath.Join(dir, SigningCertFile), maxCertFileSize, ErrMalformed); err != nil {
+	if b, err = durable.ReadFile(durable.OS{}, filepath.Join(dir, SigningCertFile), maxCertFileSize, ErrMalformed); err != nil {
 		return nil, err
 	}
 	if err := jsonwire.Unmarshal(b, &kd.Cert); err != nil {
@@ -342,7 +341,7 @@ func RotateKeyDir(dir string, rand io.Reader, issued time.Time, validity time.Du
 		err := writeNew(path, f.data, f.perm)
 		if errors.Is(err, ErrKeyExists) {
 			// Left by an interrupted rotation: fine if it is the same file.
-			if have, rerr := bounded.ReadFile(path, maxCertFileSize, ErrMalformed); rerr == nil && bytes.Equal(have, f.data) {
+			if have, rerr := durable.ReadFile(durable.OS{}, path, maxCertFileSize, ErrMalformed); rerr == nil && bytes.Equal(have, f.data) {
 				continue
 			}
 		}
@@ -350,11 +349,11 @@ func RotateKeyDir(dir string, rand io.Reader, issued time.Time, validity time.Du
 			return nil, "", err
 		}
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := (durable.OS{}).SyncDir(dir); err != nil {
 		return nil, "", err
 	}
 	for _, f := range newFiles {
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
+		if err := durable.WriteFile(durable.OS{}, filepath.Join(dir, f.name), f.data, f.perm); err != nil {
 			return nil, "", err
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/upkeephq/upkeep/internal/atomicfile"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -182,7 +182,7 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 	}
 	manifestPath := filepath.Join(cfg.Out, verify.ManifestFile)
 	out.files = append(out.files, manifestPath)
-	if err := atomicfile.WriteFile(manifestPath, bundle, 0o644); err != nil {
+	if err := durable.WriteFile(durable.OS{}, manifestPath, bundle, 0o644); err != nil {
 		return nil, err
 	}
 	if err := out.sync(); err != nil {
@@ -341,14 +341,14 @@ func createOut(dir string) (*output, error) {
 // sync makes the directory entries durable: Out's, and those of every
 // directory Pack created on the way to it.
 func (o *output) sync() error {
-	if err := atomicfile.SyncDir(o.dir); err != nil {
+	if err := (durable.OS{}).SyncDir(o.dir); err != nil {
 		return err
 	}
 	if o.created == "" {
 		return nil
 	}
 	for d := filepath.Clean(o.dir); ; d = filepath.Dir(d) {
-		if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
+		if err := (durable.OS{}).SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 		if d == o.created || filepath.Dir(d) == d {

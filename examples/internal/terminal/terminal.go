@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/upkeephq/upkeep/backup"
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/heartbeat"
-	"github.com/upkeephq/upkeep/internal/atomicfile"
 	"github.com/upkeephq/upkeep/internal/jsonwire"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/transport/httptransport"
@@ -100,7 +100,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		}
 		id = identity{DeviceID: resp.DeviceID, Token: resp.Token}
 		b, _ := json.Marshal(id)
-		if err := atomicfile.WriteFile(filepath.Join(o.StateDir, "identity.json"), b, 0o600); err != nil {
+		if err := durable.WriteFile(durable.OS{}, filepath.Join(o.StateDir, "identity.json"), b, 0o600); err != nil {
 			return nil, err
 		}
 	} else if err != nil {

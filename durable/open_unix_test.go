@@ -1,6 +1,6 @@
 //go:build unix
 
-package bounded
+package durable
 
 import (
 	"errors"
@@ -29,10 +29,10 @@ func TestOpenRefusesNamedPipe(t *testing.T) {
 		name string
 		open func() error
 	}{
-		{"Open", func() error { f, err := Open(fifo); closeIf(f); return err }},
-		{"Open via symlink", func() error { f, err := Open(link); closeIf(f); return err }},
-		{"OpenNoFollow", func() error { f, err := OpenNoFollow(fifo); closeIf(f); return err }},
-		{"ReadFile", func() error { _, err := ReadFile(fifo, 10, errBig); return err }},
+		{"Open", func() error { f, err := Open(OS{}, fifo); closeIf(f); return err }},
+		{"Open via symlink", func() error { f, err := Open(OS{}, link); closeIf(f); return err }},
+		{"OpenNoFollow", func() error { f, err := OpenNoFollow(OS{}, fifo); closeIf(f); return err }},
+		{"ReadFile", func() error { _, err := ReadFile(OS{}, fifo, 10, errBig); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,13 +58,15 @@ func TestOpenDevice(t *testing.T) {
 	if _, err := os.Stat(os.DevNull); err != nil {
 		t.Skip(err)
 	}
-	if _, err := ReadFile(os.DevNull, 10, errBig); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "device") {
+	if _, err := ReadFile(OS{}, os.DevNull, 10, errBig); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "device") {
 		t.Fatalf("ReadFile(%s) = %v, want ErrNotRegular naming a device", os.DevNull, err)
 	}
 }
 
-func closeIf(f *os.File) {
+func closeIf(f File) {
 	if f != nil {
 		f.Close()
 	}
 }
+
+var errBig = errors.New("too big")

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package bounded
+package durable
 
 // oNonblock is 0 where named pipes do not live among files (Windows keeps
 // them under \\.\pipe\) or the system has no O_NONBLOCK (js, wasip1).
