@@ -25,6 +25,19 @@
 // all of it before any hook runs: a snapshot with a missing, extra or
 // altered file is [ErrCorrupt] and the live data is not touched.
 //
+// All of it goes through a durable.FS: the store's ([StoreConfig.FS],
+// handed to every hook for the snapshot's files) and, for [Files], the
+// live data's ([NewFilesOn]). Both default to the OS's. Tests give
+// durabletest.CrashFS instead, which loses power at any chosen operation
+// and forgets what was not fsynced; backup's own tests cut the power at
+// every operation of Store.Create and Store.Restore and check that the
+// store opens again, that no snapshot is ever published half made, and
+// that restoring again brings the live data back byte for byte:
+//
+//	fsys := durabletest.NewCrashFS(seed)
+//	journal, err := backup.NewFilesOn(fsys, "journal", "/data/pos/journal")
+//	store, err := backup.OpenStore("/state/backups", backup.StoreConfig{FS: fsys})
+//
 // [github.com/upkeephq/upkeep/backup/backuptest] holds the conformance
 // suite every Hook should pass.
 //

@@ -49,7 +49,10 @@ const (
 
 // Files is a [Hook] that backs up files and directory trees as they are on
 // disk, for data an application keeps in files (a journal, signature
-// images, a parameter file).
+// images, a parameter file). The live files are on the filesystem given
+// to [NewFilesOn] (the OS's for [NewFiles]); the backup is on the one the
+// store gives Backup and Restore. Every access to either goes through
+// them.
 //
 // Backup copies each configured path: a regular file byte for byte; a
 // directory recursively; a symlink as a symlink (its target is recorded,
@@ -71,10 +74,15 @@ const (
 // which spares the terminal's flash and makes a second Restore cheap.
 // Missing parent directories of a configured path are created (mode 0755).
 // If ctx is done midway, Restore stops between two files and returns
-// ctx.Err(); running it again completes the job. However Restore ends, what
-// it changed is fsynced before it returns, and every configured path's
-// parent directory is fsynced even when nothing in it changed, so a rerun
-// also makes durable what an interrupted run left unsynced.
+// ctx.Err(); running it again completes the job, and removes the
+// temporary files a run cut short by a power cut left beside a configured
+// path. However Restore ends, what it changed is fsynced before it
+// returns, and every configured path's parent directory, every restored
+// directory and every file left in place because it already held the
+// right bytes are fsynced even when nothing in them changed: a rerun also
+// makes durable what an interrupted run left unsynced, and bytes the
+// application wrote without an fsync do not come back wrong after a power
+// cut.
 //
 // The index cannot steer Restore elsewhere: it must cover exactly the
 // configured paths, every entry must lie inside one of them, and nothing
@@ -84,6 +92,7 @@ const (
 // Files is safe for concurrent use, though running two Restores of the
 // same paths at once is not meaningful.
 type Files struct {
+	fsys    durable.FS // where the live paths are
 	name    string
 	paths   []string
 	newHash func() hash.Hash
@@ -93,10 +102,18 @@ type Files struct {
 	syncFile func(f durable.File) error
 }
 
-// NewFiles returns a Files hook named name for the given paths, which must
-// be absolute, clean, not the root directory, and neither equal to nor
-// inside one another.
+// NewFiles returns a Files hook named name for the given paths on the
+// OS's filesystem, which must be absolute, clean, not the root directory,
+// and neither equal to nor inside one another.
 func NewFiles(name string, paths ...string) (*Files, error) {
+	return NewFilesOn(durable.OS{}, name, paths...)
+}
+
+// NewFilesOn is [NewFiles] for live paths on fsys (nil means
+// durable.OS{}): Backup reads them from fsys and Restore writes them
+// there, whatever filesystem the store keeps its snapshots on.
+func NewFilesOn(fsys durable.FS, name string, paths ...string) (*Files, error) {
+	fsys = durable.Or(fsys)
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
@@ -119,8 +136,8 @@ func NewFiles(name string, paths ...string) (*Files, error) {
 			}
 		}
 	}
-	return &Files{name: name, paths: slices.Clone(paths), newHash: verify.NewHash,
-		syncDir: (durable.OS{}).SyncDir, syncFile: durable.File.Sync}, nil
+	return &Files{fsys: fsys, name: name, paths: slices.Clone(paths), newHash: verify.NewHash,
+		syncDir: fsys.SyncDir, syncFile: durable.File.Sync}, nil
 }
 
 // Name returns the hook's name.
@@ -128,6 +145,9 @@ func (f *Files) Name() string { return f.name }
 
 // Paths returns the configured paths.
 func (f *Files) Paths() []string { return slices.Clone(f.paths) }
+
+// FS returns the filesystem of the live paths.
+func (f *Files) FS() durable.FS { return f.fsys }
 
 // checkAbs checks that p is an absolute, clean path of sane length.
 func checkAbs(p string) error {
@@ -175,12 +195,13 @@ type fileEntry struct {
 
 func dataName(i int) string { return filesDataDir + "/" + strconv.Itoa(i) }
 
-// Backup copies the configured paths into dir. See [Files].
-func (f *Files) Backup(ctx context.Context, dir string) error {
+// Backup copies the configured paths into dir on fsys. See [Files].
+func (f *Files) Backup(ctx context.Context, fsys durable.FS, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(dir)
+	fsys = durable.Or(fsys)
+	abs, err := absPath(fsys, dir)
 	if err != nil {
 		return err
 	}
@@ -190,12 +211,12 @@ func (f *Files) Backup(ctx context.Context, dir string) error {
 			return invalid("files hook %q: backup directory %s lies inside %s", f.name, abs, p)
 		}
 	}
-	if err := os.Mkdir(filepath.Join(dir, filesDataDir), 0o700); err != nil {
+	if err := fsys.Mkdir(filepath.Join(dir, filesDataDir), 0o700); err != nil {
 		return err
 	}
 	idx := filesIndex{Schema: filesSchema, Paths: f.paths}
 	for _, root := range f.paths {
-		if err := f.backupRoot(ctx, &idx, dir, root); err != nil {
+		if err := f.backupRoot(ctx, &idx, fsys, dir, root); err != nil {
 			return err
 		}
 	}
@@ -203,11 +224,24 @@ func (f *Files) Backup(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, filesIndexName), append(data, '\n'), 0o600)
+	// Not synced: the store syncs the whole snapshot.
+	return writeNew(fsys, filepath.Join(dir, filesIndexName), append(data, '\n'), 0o600, false)
 }
 
-func (f *Files) backupRoot(ctx context.Context, idx *filesIndex, dir, root string) error {
-	fi, err := os.Lstat(root)
+// absPath makes dir absolute: from the working directory on the OS's
+// filesystem, from the root on another (as durabletest.CrashFS does).
+func absPath(fsys durable.FS, dir string) (string, error) {
+	if filepath.IsAbs(dir) {
+		return filepath.Clean(dir), nil
+	}
+	if _, ok := fsys.(durable.OS); ok {
+		return filepath.Abs(dir)
+	}
+	return filepath.Join(string(filepath.Separator), dir), nil
+}
+
+func (f *Files) backupRoot(ctx context.Context, idx *filesIndex, out durable.FS, dir, root string) error {
+	fi, err := f.fsys.Lstat(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		idx.Entries = append(idx.Entries, fileEntry{Path: root, Type: typeAbsent})
 		return nil
@@ -216,9 +250,9 @@ func (f *Files) backupRoot(ctx context.Context, idx *filesIndex, dir, root strin
 		return err
 	}
 	if !fi.IsDir() {
-		return f.backupEntry(ctx, idx, dir, root, fi)
+		return f.backupEntry(ctx, idx, out, dir, root, fi)
 	}
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	return walkDir(f.fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -229,11 +263,11 @@ func (f *Files) backupRoot(ctx context.Context, idx *filesIndex, dir, root strin
 		if err != nil {
 			return err
 		}
-		return f.backupEntry(ctx, idx, dir, p, fi)
+		return f.backupEntry(ctx, idx, out, dir, p, fi)
 	})
 }
 
-func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string, fi fs.FileInfo) error {
+func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, out durable.FS, dir, p string, fi fs.FileInfo) error {
 	if len(idx.Entries) >= MaxEntries {
 		return fmt.Errorf("%w: files hook %q: more than %d entries", ErrTooLarge, f.name, MaxEntries)
 	}
@@ -241,7 +275,7 @@ func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string,
 	switch m := fi.Mode(); {
 	case m.IsRegular():
 		e.Type = typeFile
-		d, n, err := f.copyOut(ctx, p, fi, filepath.Join(dir, filepath.FromSlash(dataName(len(idx.Entries)))))
+		d, n, err := f.copyOut(ctx, p, fi, out, filepath.Join(dir, filepath.FromSlash(dataName(len(idx.Entries)))))
 		if err != nil {
 			return err
 		}
@@ -249,7 +283,7 @@ func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string,
 	case m.IsDir():
 		e.Type = typeDir
 	case m&fs.ModeSymlink != 0:
-		t, err := os.Readlink(p)
+		t, err := f.fsys.Readlink(p)
 		if err != nil {
 			return err
 		}
@@ -261,10 +295,10 @@ func (f *Files) backupEntry(ctx context.Context, idx *filesIndex, dir, p string,
 	return nil
 }
 
-// copyOut copies the regular file p (as lstat saw it in fi) to dst and
-// returns the digest and size of what it copied.
-func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst string) (verify.Digest, int64, error) {
-	src, err := openRegular(p)
+// copyOut copies the live regular file p (as lstat saw it in fi) to dst
+// on out and returns the digest and size of what it copied.
+func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, out durable.FS, dst string) (verify.Digest, int64, error) {
+	src, err := openRegular(f.fsys, p)
 	if err != nil {
 		return "", 0, err
 	}
@@ -273,16 +307,16 @@ func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst strin
 	// mode was recorded.
 	if sfi, err := src.Stat(); err != nil {
 		return "", 0, err
-	} else if !os.SameFile(fi, sfi) {
+	} else if !durable.SameFile(fi, sfi) {
 		return "", 0, fmt.Errorf("backup: %s changed while it was being backed up", p)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	w, err := out.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
 	d := verify.NewDigester(f.newHash)
-	_, err = copyCtx(ctx, io.MultiWriter(out, d), src)
-	if cerr := out.Close(); err == nil {
+	_, err = copyCtx(ctx, io.MultiWriter(w, d), src)
+	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -291,22 +325,23 @@ func (f *Files) copyOut(ctx context.Context, p string, fi fs.FileInfo, dst strin
 	return d.Digest(), d.Size(), nil
 }
 
-// Restore puts the configured paths back from dir. See [Files].
-func (f *Files) Restore(ctx context.Context, dir string) (err error) {
+// Restore puts the configured paths back from dir on fsys. See [Files].
+func (f *Files) Restore(ctx context.Context, fsys durable.FS, dir string) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	idx, err := f.readIndex(dir)
+	fsys = durable.Or(fsys)
+	idx, err := f.readIndex(fsys, dir)
 	if err != nil {
 		return err
 	}
-	if err := f.verifyData(ctx, dir, idx); err != nil {
+	if err := f.verifyData(ctx, fsys, dir, idx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &restorer{f: f, dir: dir, idx: idx, dirty: map[string]bool{}}
+	r := &restorer{f: f, live: f.fsys, src: fsys, dir: dir, idx: idx, dirty: map[string]bool{}}
 	// Whatever changed is made durable however Restore ends: an error or
 	// a cancellation midway must not leave changes that a power cut could
 	// still undo, since a second Restore finds them done and would not
@@ -331,10 +366,10 @@ func (f *Files) Restore(ctx context.Context, dir string) (err error) {
 	return nil
 }
 
-// readIndex reads the index of the backup in dir and checks that it covers
-// exactly f's paths and stays inside them.
-func (f *Files) readIndex(dir string) (*filesIndex, error) {
-	data, err := readLimited(filepath.Join(dir, filesIndexName), MaxIndexSize)
+// readIndex reads the index of the backup in dir on fsys and checks that
+// it covers exactly f's paths and stays inside them.
+func (f *Files) readIndex(fsys durable.FS, dir string) (*filesIndex, error) {
+	data, err := readLimited(fsys, filepath.Join(dir, filesIndexName), MaxIndexSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported) {
 			return nil, &CorruptError{Path: filesIndexName, Reason: "unreadable index", Err: err}
@@ -415,8 +450,9 @@ func (f *Files) checkIndex(idx *filesIndex) error {
 	return nil
 }
 
-// verifyData checks every file of the backup against the index.
-func (f *Files) verifyData(ctx context.Context, dir string, idx *filesIndex) error {
+// verifyData checks every file of the backup in dir on fsys against the
+// index.
+func (f *Files) verifyData(ctx context.Context, fsys durable.FS, dir string, idx *filesIndex) error {
 	for i, e := range idx.Entries {
 		if e.Type != typeFile {
 			continue
@@ -425,7 +461,7 @@ func (f *Files) verifyData(ctx context.Context, dir string, idx *filesIndex) err
 			return err
 		}
 		name := dataName(i)
-		got, n, err := digestRegular(ctx, filepath.Join(dir, filepath.FromSlash(name)), f.newHash)
+		got, n, err := digestRegular(ctx, fsys, filepath.Join(dir, filepath.FromSlash(name)), f.newHash)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUnsupported) {
 				return &CorruptError{Path: name, Reason: "missing data of " + e.Path, Err: err}
@@ -445,9 +481,11 @@ func (f *Files) verifyData(ctx context.Context, dir string, idx *filesIndex) err
 
 // restorer is the state of one Files.Restore.
 type restorer struct {
-	f   *Files
-	dir string
-	idx *filesIndex
+	f    *Files
+	live durable.FS // the live paths' filesystem, f.fsys
+	src  durable.FS // the backup's filesystem
+	dir  string     // the backup's directory on src
+	idx  *filesIndex
 	// dirty holds the directories whose entries changed and need an fsync.
 	dirty map[string]bool
 }
@@ -463,14 +501,15 @@ func (r *restorer) restoreRoot(ctx context.Context, start, end int) error {
 	e := r.idx.Entries[start]
 	parent := filepath.Dir(e.Path)
 	if e.Type == typeAbsent {
-		if fi, err := os.Lstat(parent); err == nil && fi.IsDir() {
-			r.dirty[parent] = true
+		if fi, err := r.live.Lstat(parent); err != nil || !fi.IsDir() {
+			return r.remove(e.Path) // nothing there to remove
 		}
-	} else {
-		if err := r.ensureParent(e.Path); err != nil {
-			return err
-		}
-		r.dirty[parent] = true
+	} else if err := r.ensureParent(e.Path); err != nil {
+		return err
+	}
+	r.dirty[parent] = true
+	if err := r.removeTemps(parent, filepath.Base(e.Path)); err != nil {
+		return err
 	}
 	switch e.Type {
 	case typeAbsent:
@@ -481,6 +520,42 @@ func (r *restorer) restoreRoot(ctx context.Context, start, end int) error {
 		return r.writeSymlink(e)
 	}
 	return r.restoreTree(ctx, start, end)
+}
+
+// removeTemps removes the temporary files beside the configured path
+// dir/base that a restore cut short by a power cut left: the ones
+// durable.Write and writeSymlink name "."+base+".tmp-" and 16 hex digits.
+// (Those inside a restored directory go with everything else the backup
+// does not have.)
+func (r *restorer) removeTemps(dir, base string) error {
+	entries, err := r.live.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !isTempOf(e.Name(), base) {
+			continue
+		}
+		if err := r.live.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		r.dirty[dir] = true
+	}
+	return nil
+}
+
+// isTempOf reports whether name is that of a temporary file for base.
+func isTempOf(name, base string) bool {
+	suffix, ok := strings.CutPrefix(name, "."+base+".tmp-")
+	if !ok || len(suffix) != 16 {
+		return false
+	}
+	for _, c := range []byte(suffix) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // restoreTree makes the directory of entry start identical to entries
@@ -496,7 +571,7 @@ func (r *restorer) restoreTree(ctx context.Context, start, end int) error {
 	for _, e := range r.idx.Entries[start+1 : end] {
 		want[e.Path] = e.Type
 	}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := walkDir(r.live, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -509,7 +584,7 @@ func (r *restorer) restoreTree(ctx context.Context, start, end int) error {
 		if t := entryType(d.Type()); t == want[p] {
 			if t == typeDir {
 				// Writable while we work, so its children can change.
-				return os.Chmod(p, 0o700)
+				return r.live.Chmod(p, 0o700)
 			}
 			return nil
 		}
@@ -543,10 +618,11 @@ func (r *restorer) restoreTree(ctx context.Context, start, end int) error {
 		}
 	}
 	// 4. Final directory modes, children first, since a read-only parent
-	// would have refused its children; then sync them all.
+	// would have refused its children; then sync them all, changed or
+	// not: an earlier run cut short may have changed them unsynced.
 	for i := end - 1; i >= start; i-- {
 		if e := r.idx.Entries[i]; e.Type == typeDir {
-			if err := os.Chmod(e.Path, fileMode(e.Mode)); err != nil {
+			if err := r.live.Chmod(e.Path, fileMode(e.Mode)); err != nil {
 				return err
 			}
 			r.dirty[e.Path] = true
@@ -558,29 +634,30 @@ func (r *restorer) restoreTree(ctx context.Context, start, end int) error {
 // makeDir makes p a real directory, owner-writable for the restore; it
 // replaces a file or symlink in its way.
 func (r *restorer) makeDir(p string) error {
-	fi, err := os.Lstat(p)
+	fi, err := r.live.Lstat(p)
 	switch {
 	case err == nil && fi.IsDir():
-		return os.Chmod(p, 0o700)
+		return r.live.Chmod(p, 0o700)
 	case err == nil:
-		if err := os.Remove(p); err != nil {
+		if err := r.live.Remove(p); err != nil {
 			return err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	if err := os.Mkdir(p, 0o700); err != nil {
+	if err := r.live.Mkdir(p, 0o700); err != nil {
 		return err
 	}
 	r.dirty[filepath.Dir(p)] = true
 	return nil
 }
 
-// ensureParent creates the missing parents of a configured path.
+// ensureParent creates the missing parents of a configured path, top
+// down, each one's parent to be synced.
 func (r *restorer) ensureParent(p string) error {
 	var missing []string
 	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
-		_, err := os.Lstat(d)
+		_, err := r.live.Lstat(d)
 		if err == nil {
 			break
 		}
@@ -592,13 +669,12 @@ func (r *restorer) ensureParent(p string) error {
 			break
 		}
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	for _, d := range missing {
+	for _, d := range slices.Backward(missing) {
+		if err := r.live.Mkdir(d, 0o755); err != nil {
+			if fi, serr := r.live.Lstat(d); serr != nil || !fi.IsDir() {
+				return err
+			}
+		}
 		r.dirty[filepath.Dir(d)] = true
 	}
 	return nil
@@ -606,10 +682,10 @@ func (r *restorer) ensureParent(p string) error {
 
 // remove removes p, whatever it is, if it exists.
 func (r *restorer) remove(p string) error {
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+	if _, err := r.live.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err := os.RemoveAll(p); err != nil {
+	if err := removeTree(r.live, p); err != nil {
 		return err
 	}
 	r.dirty[filepath.Dir(p)] = true
@@ -621,7 +697,7 @@ func (r *restorer) remove(p string) error {
 func (r *restorer) writeFile(ctx context.Context, i int) error {
 	e := r.idx.Entries[i]
 	mode := fileMode(e.Mode)
-	fi, err := os.Lstat(e.Path)
+	fi, err := r.live.Lstat(e.Path)
 	if err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size {
 		kept, err := r.keepFile(ctx, e)
 		if err != nil || kept {
@@ -635,12 +711,12 @@ func (r *restorer) writeFile(ctx context.Context, i int) error {
 		}
 	}
 	name := dataName(i)
-	src, err := openRegular(filepath.Join(r.dir, filepath.FromSlash(name)))
+	src, err := openRegular(r.src, filepath.Join(r.dir, filepath.FromSlash(name)))
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	return durable.Write(durable.OS{}, e.Path, mode, func(w io.Writer) error {
+	return durable.Write(r.live, e.Path, mode, func(w io.Writer) error {
 		d := verify.NewDigester(r.f.newHash)
 		// Check again as the bytes go out: the backup must not have
 		// changed since it was verified.
@@ -656,10 +732,13 @@ func (r *restorer) writeFile(ctx context.Context, i int) error {
 }
 
 // keepFile reports whether the live file of e already holds e's content,
-// and if so gives it e's mode. A mode change is metadata of the file, not
-// of its directory: the file itself is fsynced.
+// and if so gives it e's mode and fsyncs it. The fsync is not only for
+// the mode (metadata of the file, not of its directory): the application
+// may have written those bytes without one before the backup read them,
+// and a power cut would still lose them. An fsync of a file already on
+// disk writes nothing.
 func (r *restorer) keepFile(ctx context.Context, e fileEntry) (bool, error) {
-	f, err := openRegular(e.Path)
+	f, err := openRegular(r.live, e.Path)
 	if err != nil {
 		return false, nil // not a file we can read: replace it
 	}
@@ -675,11 +754,10 @@ func (r *restorer) keepFile(ctx context.Context, e fileEntry) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if unixMode(fi.Mode()) == e.Mode {
-		return true, nil
-	}
-	if err := f.Chmod(fileMode(e.Mode)); err != nil {
-		return false, err
+	if unixMode(fi.Mode()) != e.Mode {
+		if err := f.Chmod(fileMode(e.Mode)); err != nil {
+			return false, err
+		}
 	}
 	if err := r.f.syncFile(f); err != nil {
 		return false, fmt.Errorf("backup: sync %s: %w", e.Path, err)
@@ -689,9 +767,9 @@ func (r *restorer) keepFile(ctx context.Context, e fileEntry) (bool, error) {
 
 // writeSymlink restores a symlink atomically, unless it is already there.
 func (r *restorer) writeSymlink(e fileEntry) error {
-	fi, err := os.Lstat(e.Path)
+	fi, err := r.live.Lstat(e.Path)
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		if t, err := os.Readlink(e.Path); err == nil && t == e.Target {
+		if t, err := r.live.Readlink(e.Path); err == nil && t == e.Target {
 			return nil
 		}
 	}
@@ -703,16 +781,18 @@ func (r *restorer) writeSymlink(e fileEntry) error {
 	dir, base := filepath.Split(e.Path)
 	var tmp string
 	for range 10 {
+		// Named as durable.Write names its temporary files, so that
+		// removeTemps finds it if a power cut leaves it.
 		tmp = filepath.Join(dir, fmt.Sprintf(".%s.tmp-%016x", base, rand.Uint64()))
-		if err = os.Symlink(e.Target, tmp); !errors.Is(err, fs.ErrExist) {
+		if err = r.live.Symlink(e.Target, tmp); !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, e.Path); err != nil {
-		os.Remove(tmp)
+	if err := r.live.Rename(tmp, e.Path); err != nil {
+		r.live.Remove(tmp)
 		return err
 	}
 	r.dirty[filepath.Clean(dir)] = true

@@ -44,7 +44,7 @@ func newSyncFixture(t *testing.T) *syncFixture {
 	must(t, os.Mkdir(f.dir, 0o700))
 	h, err := NewFiles("files", f.gone, f.link, f.cfg, f.deep, f.last)
 	must(t, err)
-	must(t, h.Backup(t.Context(), f.dir))
+	must(t, h.Backup(t.Context(), durable.OS{}, f.dir))
 	h.syncDir = func(d string) error {
 		f.dirs = append(f.dirs, d)
 		return (durable.OS{}).SyncDir(d)
@@ -61,7 +61,9 @@ func newSyncFixture(t *testing.T) *syncFixture {
 // were never made durable: directories were synced only at the very end,
 // which an error or a cancellation skipped, and a rerun, finding the
 // paths already right, synced nothing; a file whose mode alone was
-// restored had its directory synced instead of itself.
+// restored had its directory synced instead of itself; a file left in
+// place because its bytes were right was not synced, though they might
+// not be on disk yet.
 func TestFilesRestoreSyncs(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -72,12 +74,14 @@ func TestFilesRestoreSyncs(t *testing.T) {
 	}{
 		{
 			// A rerun after a restore cut short: everything is already
-			// right, but the earlier run's changes may not be durable.
-			name: "rerun on restored data syncs every root's parent",
+			// right, but the earlier run's changes may not be durable,
+			// nor the bytes the application wrote before the backup.
+			name: "rerun on restored data syncs every root's parent and every kept file",
 			wantDirs: func(f *syncFixture) []string {
 				return []string{filepath.Dir(f.gone), filepath.Dir(f.link), filepath.Dir(f.cfg),
 					filepath.Dir(f.deep), filepath.Dir(f.last)}
 			},
+			wantFiles: func(f *syncFixture) []string { return []string{f.cfg, f.deep, f.last} },
 		},
 		{
 			name: "an error midway still syncs what changed before it",
@@ -87,8 +91,9 @@ func TestFilesRestoreSyncs(t *testing.T) {
 				must(t, os.RemoveAll(filepath.Dir(f.last)))
 				write(t, filepath.Dir(f.last), "in the way", 0o644)
 			},
-			wantErr:  true,
-			wantDirs: func(f *syncFixture) []string { return []string{filepath.Dir(f.gone)} },
+			wantErr:   true,
+			wantDirs:  func(f *syncFixture) []string { return []string{filepath.Dir(f.gone)} },
+			wantFiles: func(f *syncFixture) []string { return []string{f.cfg, f.deep} },
 		},
 		{
 			name: "recreated parents are synced",
@@ -98,12 +103,14 @@ func TestFilesRestoreSyncs(t *testing.T) {
 			wantDirs: func(f *syncFixture) []string {
 				return []string{filepath.Dir(filepath.Dir(f.deep)), filepath.Dir(f.deep)}
 			},
+			// x.cfg is rewritten (durable.Write syncs it), not kept.
+			wantFiles: func(f *syncFixture) []string { return []string{f.cfg, f.last} },
 		},
 		{
 			name:      "a mode restored alone syncs the file",
 			mutate:    func(t *testing.T, f *syncFixture) { must(t, os.Chmod(f.cfg, 0o600)) },
 			wantDirs:  func(f *syncFixture) []string { return []string{filepath.Dir(f.cfg)} },
-			wantFiles: func(f *syncFixture) []string { return []string{f.cfg} },
+			wantFiles: func(f *syncFixture) []string { return []string{f.cfg, f.deep, f.last} },
 		},
 	}
 	for _, tt := range tests {
@@ -112,7 +119,7 @@ func TestFilesRestoreSyncs(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(t, f)
 			}
-			err := f.hook.Restore(t.Context(), f.dir)
+			err := f.hook.Restore(t.Context(), durable.OS{}, f.dir)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Restore = %v, want an error: %v", err, tt.wantErr)
 			}
@@ -137,7 +144,7 @@ func TestFilesRestoreModeOnly(t *testing.T) {
 	must(t, os.Chmod(f.cfg, 0o600))
 	before, err := os.Stat(f.cfg)
 	must(t, err)
-	must(t, f.hook.Restore(t.Context(), f.dir))
+	must(t, f.hook.Restore(t.Context(), durable.OS{}, f.dir))
 	after, err := os.Stat(f.cfg)
 	must(t, err)
 	if after.Mode().Perm() != 0o644 {

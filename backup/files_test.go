@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -36,12 +37,18 @@ func must(t testing.TB, err error) {
 // tree captures every path under roots: type, mode and content.
 func tree(t testing.TB, roots ...string) map[string]string {
 	t.Helper()
+	return treeOn(t, durable.OS{}, roots...)
+}
+
+// treeOn is tree for paths on fsys.
+func treeOn(t testing.TB, fsys durable.FS, roots ...string) map[string]string {
+	t.Helper()
 	out := map[string]string{}
 	for _, root := range roots {
-		if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsys.Lstat(root); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		must(t, walkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -52,13 +59,13 @@ func tree(t testing.TB, roots ...string) map[string]string {
 			v := fi.Mode().String()
 			switch {
 			case fi.Mode().IsRegular():
-				b, err := os.ReadFile(p)
+				b, err := readLimited(fsys, p, 1<<20)
 				if err != nil {
 					return err
 				}
 				v += " " + string(b)
 			case fi.Mode()&fs.ModeSymlink != 0:
-				target, err := os.Readlink(p)
+				target, err := fsys.Readlink(p)
 				if err != nil {
 					return err
 				}
@@ -110,7 +117,7 @@ func newFilesFixture(t *testing.T) *filesFixture {
 	h, err := NewFiles("files", f.live, f.cfg)
 	must(t, err)
 	f.hook = h
-	must(t, h.Backup(t.Context(), f.dir))
+	must(t, h.Backup(t.Context(), durable.OS{}, f.dir))
 	return f
 }
 
@@ -224,7 +231,7 @@ func TestFilesIndexConfined(t *testing.T) {
 			f.writeIndex(t, idx)
 			write(t, filepath.Join(f.live, "journal.dat"), "changed since", 0o600)
 			before := f.state(t)
-			err := f.hook.Restore(t.Context(), f.dir)
+			err := f.hook.Restore(t.Context(), durable.OS{}, f.dir)
 			var ce *CorruptError
 			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) || ce.Path != filesIndexName {
 				t.Fatalf("Restore = %v, want a CorruptError on %s", err, filesIndexName)
@@ -254,7 +261,7 @@ func TestFilesIndexMalformed(t *testing.T) {
 				must(t, os.WriteFile(p, []byte(tt.index), 0o600))
 			}
 			before := f.state(t)
-			if err := f.hook.Restore(t.Context(), f.dir); !errors.Is(err, ErrCorrupt) {
+			if err := f.hook.Restore(t.Context(), durable.OS{}, f.dir); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Restore = %v, want ErrCorrupt", err)
 			}
 			sameTree(t, "after a refused restore", f.state(t), before)
@@ -304,7 +311,7 @@ func TestFilesDataCorruptionDetectedFirst(t *testing.T) {
 			write(t, filepath.Join(f.live, "journal.dat"), "changed since", 0o600)
 			write(t, filepath.Join(f.live, "new"), "created since", 0o600)
 			before := f.state(t)
-			err := f.hook.Restore(t.Context(), f.dir)
+			err := f.hook.Restore(t.Context(), durable.OS{}, f.dir)
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Restore = %v, want ErrCorrupt", err)
 			}
@@ -330,7 +337,7 @@ func TestFilesRestoreDoesNotFollowSymlinks(t *testing.T) {
 	must(t, os.RemoveAll(f.live+"/journal.dat"))
 	must(t, os.Symlink(filepath.Join(f.outside, "passwd"), f.live+"/journal.dat"))
 
-	must(t, f.hook.Restore(t.Context(), f.dir))
+	must(t, f.hook.Restore(t.Context(), durable.OS{}, f.dir))
 	sameTree(t, "after restore", f.state(t), outside)
 }
 
@@ -341,9 +348,9 @@ func TestFilesRestoreRecreatesParents(t *testing.T) {
 	h, err := NewFiles("params", p)
 	must(t, err)
 	dir := t.TempDir()
-	must(t, h.Backup(t.Context(), dir))
+	must(t, h.Backup(t.Context(), durable.OS{}, dir))
 	must(t, os.RemoveAll(filepath.Join(root, "a")))
-	must(t, h.Restore(t.Context(), dir))
+	must(t, h.Restore(t.Context(), durable.OS{}, dir))
 	sameTree(t, "after restore", tree(t, p), map[string]string{p: "-rw-r----- x"})
 }
 
@@ -361,10 +368,10 @@ func TestFilesKeepsSpecialModes(t *testing.T) {
 	h, err := NewFiles("modes", bin, shared)
 	must(t, err)
 	dir := t.TempDir()
-	must(t, h.Backup(t.Context(), dir))
+	must(t, h.Backup(t.Context(), durable.OS{}, dir))
 	must(t, os.Chmod(bin, 0o644))
 	must(t, os.Chmod(shared, 0o700))
-	must(t, h.Restore(t.Context(), dir))
+	must(t, h.Restore(t.Context(), durable.OS{}, dir))
 	sameTree(t, "after restore", tree(t, bin, shared), want)
 }
 
@@ -403,7 +410,7 @@ func TestFilesBackupNeedsEmptyDir(t *testing.T) {
 	f := newFilesFixture(t)
 	// Backing up twice into the same directory fails rather than mixing
 	// two backups.
-	if err := f.hook.Backup(t.Context(), f.dir); err == nil {
+	if err := f.hook.Backup(t.Context(), durable.OS{}, f.dir); err == nil {
 		t.Fatal("second Backup into the same directory succeeded")
 	}
 }
@@ -412,7 +419,7 @@ func TestFilesCancelledMidway(t *testing.T) {
 	f := newFilesFixture(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := f.hook.Restore(ctx, f.dir); !errors.Is(err, context.Canceled) {
+	if err := f.hook.Restore(ctx, durable.OS{}, f.dir); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Restore = %v, want context.Canceled", err)
 	}
 }
@@ -424,7 +431,7 @@ func TestFilesBackupIntoItself(t *testing.T) {
 	must(t, err)
 	dir := filepath.Join(root, "data", "state", "backups", "hook")
 	must(t, os.MkdirAll(dir, 0o700))
-	if err := h.Backup(t.Context(), dir); !errors.Is(err, ErrInvalid) {
+	if err := h.Backup(t.Context(), durable.OS{}, dir); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Backup into a configured directory = %v, want ErrInvalid", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/upkeephq/upkeep/durable"
 )
 
 func TestFilesRefusesSpecialFiles(t *testing.T) {
@@ -20,7 +22,7 @@ func TestFilesRefusesSpecialFiles(t *testing.T) {
 	must(t, err)
 	dir := filepath.Join(t.TempDir(), "b")
 	must(t, os.Mkdir(dir, 0o700))
-	if err := h.Backup(t.Context(), dir); !errors.Is(err, ErrUnsupported) {
+	if err := h.Backup(t.Context(), durable.OS{}, dir); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("Backup = %v, want ErrUnsupported", err)
 	}
 }

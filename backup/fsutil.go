@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/bounded"
@@ -42,10 +44,10 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
-// digestRegular hashes the regular file at path. A path that is not a
-// regular file (a symlink, a directory) fails with ErrUnsupported.
-func digestRegular(ctx context.Context, path string, newHash func() hash.Hash) (verify.Digest, int64, error) {
-	f, err := openRegular(path)
+// digestRegular hashes the regular file at path on fsys. A path that is
+// not a regular file (a symlink, a directory) fails with ErrUnsupported.
+func digestRegular(ctx context.Context, fsys durable.FS, path string, newHash func() hash.Hash) (verify.Digest, int64, error) {
+	f, err := openRegular(fsys, path)
 	if err != nil {
 		return "", 0, err
 	}
@@ -57,12 +59,13 @@ func digestRegular(ctx context.Context, path string, newHash func() hash.Hash) (
 	return d.Digest(), d.Size(), nil
 }
 
-// openRegular opens path for reading if it is a regular file, and not a
-// symlink to one: a backup never follows a symlink out of the tree it owns.
-// Anything else fails with ErrUnsupported, without ever being opened in a
-// way that could block (a named pipe) or have side effects (a device).
-func openRegular(path string) (durable.File, error) {
-	f, err := durable.OpenNoFollow(durable.OS{}, path)
+// openRegular opens path on fsys for reading if it is a regular file, and
+// not a symlink to one: a backup never follows a symlink out of the tree
+// it owns. Anything else fails with ErrUnsupported, without ever being
+// opened in a way that could block (a named pipe) or have side effects (a
+// device).
+func openRegular(fsys durable.FS, path string) (durable.File, error) {
+	f, err := durable.OpenNoFollow(fsys, path)
 	var nr *durable.NotRegularError
 	if errors.As(err, &nr) {
 		return nil, fmt.Errorf("%w: %s is a %s, not a regular file", ErrUnsupported, nr.Path, nr.Kind)
@@ -70,10 +73,10 @@ func openRegular(path string) (durable.File, error) {
 	return f, err
 }
 
-// readLimited reads the regular file at path, refusing more than limit
-// bytes with ErrTooLarge.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := openRegular(path)
+// readLimited reads the regular file at path on fsys, refusing more than
+// limit bytes with ErrTooLarge.
+func readLimited(fsys durable.FS, path string, limit int64) ([]byte, error) {
+	f, err := openRegular(fsys, path)
 	if err != nil {
 		return nil, err
 	}
@@ -81,18 +84,94 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return bounded.Read(f, limit, path, ErrTooLarge)
 }
 
-// writeSynced creates path with data and fsyncs it.
-func writeSynced(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+// writeNew creates path on fsys, which must not exist, and writes data to
+// it. If sync, the file is fsynced before it is closed. On failure the
+// file may be left behind: it is in a directory its caller abandons.
+func writeNew(fsys durable.FS, path string, data []byte, perm fs.FileMode, sync bool) error {
+	f, err := fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
-	if serr := f.Sync(); err == nil {
-		err = serr
+	if sync && err == nil {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// walkDir walks the tree at root on fsys as filepath.WalkDir walks the
+// OS's: root first, then each directory's entries in lexical order,
+// parents before children, never following a symlink. fn's d describes
+// what Lstat saw (for root) or what the directory listing said; returning
+// filepath.SkipDir from fn on a directory skips its contents. An error
+// reading a directory is passed to fn a second time with that directory,
+// as filepath.WalkDir does.
+func walkDir(fsys durable.FS, root string, fn fs.WalkDirFunc) error {
+	fi, err := fsys.Lstat(root)
+	if err != nil {
+		err = fn(root, nil, err)
+	} else {
+		err = walkDirEntry(fsys, root, fs.FileInfoToDirEntry(fi), fn)
+	}
+	if errors.Is(err, filepath.SkipDir) || errors.Is(err, filepath.SkipAll) {
+		return nil
+	}
+	return err
+}
+
+func walkDirEntry(fsys durable.FS, p string, d fs.DirEntry, fn fs.WalkDirFunc) error {
+	if err := fn(p, d, nil); err != nil || !d.IsDir() {
+		if errors.Is(err, filepath.SkipDir) && d.IsDir() {
+			err = nil
+		}
+		return err
+	}
+	entries, err := fsys.ReadDir(p)
+	if err != nil {
+		if err = fn(p, d, err); err != nil {
+			if errors.Is(err, filepath.SkipDir) && d.IsDir() {
+				err = nil
+			}
+			return err
+		}
+	}
+	for _, e := range entries {
+		if err := walkDirEntry(fsys, filepath.Join(p, e.Name()), e, fn); err != nil {
+			if errors.Is(err, filepath.SkipDir) {
+				break
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// removeTree removes p and everything under it, if it exists, never
+// following a symlink. It syncs nothing: the caller syncs p's parent.
+func removeTree(fsys durable.FS, p string) error {
+	fi, err := fsys.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		entries, err := fsys.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := removeTree(fsys, filepath.Join(p, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fsys.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

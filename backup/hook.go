@@ -3,11 +3,20 @@ package backup
 import (
 	"context"
 	"strings"
+
+	"github.com/upkeephq/upkeep/durable"
 )
 
 // Hook saves and restores one kind of data that must survive an update:
 // the transaction journal (流水), e-signatures, terminal parameters. A
 // vendor writes one per kind, or uses [Files].
+//
+// A hook writes and reads its backup through fsys, the filesystem of the
+// [Store] (durable.OS unless [StoreConfig.FS] says otherwise), never
+// through the os package: tests swap in a filesystem that loses power
+// (durabletest.CrashFS) to prove that no power cut loses a terminal's
+// data. Where the hook's live data lives is the hook's business; [Files]
+// takes its own filesystem for it ([NewFilesOn]).
 //
 // A [Store] calls the hooks in turn, from one goroutine; a Hook need not be
 // safe for concurrent use unless it is shared between stores.
@@ -17,45 +26,51 @@ type Hook interface {
 	// ignoring case (terminals keep backups on FAT-formatted cards).
 	Name() string
 
-	// Backup writes what must survive into dir, an empty directory the
-	// store made for it. It may write regular files and directories only
-	// (no symlinks). It need not fsync: the store does, once, for the
-	// whole snapshot. It must return ctx.Err() promptly when ctx is done.
-	Backup(ctx context.Context, dir string) error
+	// Backup writes what must survive into dir, an empty directory on
+	// fsys the store made for it. It may write regular files and
+	// directories only (no symlinks), and only through fsys. It need not
+	// fsync: the store does, once, for the whole snapshot. It must not
+	// change the live data, and must return ctx.Err() promptly when ctx
+	// is done.
+	Backup(ctx context.Context, fsys durable.FS, dir string) error
 
-	// Restore puts the data back from dir, which holds what Backup wrote
-	// and which the store has verified byte for byte. Restore must treat
-	// dir as read-only, make the live data identical to what was backed
-	// up (removing what was created since), and be idempotent: the agent
-	// runs it again after a power cut. It must check ctx before it
-	// changes anything and return ctx.Err() if ctx is done.
-	Restore(ctx context.Context, dir string) error
+	// Restore puts the data back from dir on fsys, which holds what
+	// Backup wrote and which the store has verified byte for byte.
+	// Restore must treat dir as read-only, make the live data identical
+	// to what was backed up (removing what was created since), make what
+	// it changed durable (fsynced) before it returns nil, and be
+	// idempotent: the agent runs it again after a power cut, whatever the
+	// cut left half done. It must check ctx before it changes anything
+	// and return ctx.Err() if ctx is done.
+	Restore(ctx context.Context, fsys durable.FS, dir string) error
 }
 
 // HookFuncs adapts two functions to a [Hook].
 type HookFuncs struct {
-	HookName    string
-	BackupFunc  func(ctx context.Context, dir string) error
-	RestoreFunc func(ctx context.Context, dir string) error
+	HookName string
+	// BackupFunc is [Hook.Backup]: it writes into dir on fsys.
+	BackupFunc func(ctx context.Context, fsys durable.FS, dir string) error
+	// RestoreFunc is [Hook.Restore]: it reads dir on fsys.
+	RestoreFunc func(ctx context.Context, fsys durable.FS, dir string) error
 }
 
 // Name returns h.HookName.
 func (h HookFuncs) Name() string { return h.HookName }
 
 // Backup calls h.BackupFunc, or fails if it is nil.
-func (h HookFuncs) Backup(ctx context.Context, dir string) error {
+func (h HookFuncs) Backup(ctx context.Context, fsys durable.FS, dir string) error {
 	if h.BackupFunc == nil {
 		return invalid("hook %q has no BackupFunc", h.HookName)
 	}
-	return h.BackupFunc(ctx, dir)
+	return h.BackupFunc(ctx, fsys, dir)
 }
 
 // Restore calls h.RestoreFunc, or fails if it is nil.
-func (h HookFuncs) Restore(ctx context.Context, dir string) error {
+func (h HookFuncs) Restore(ctx context.Context, fsys durable.FS, dir string) error {
 	if h.RestoreFunc == nil {
 		return invalid("hook %q has no RestoreFunc", h.HookName)
 	}
-	return h.RestoreFunc(ctx, dir)
+	return h.RestoreFunc(ctx, fsys, dir)
 }
 
 // MaxHooks bounds the hooks of one snapshot.

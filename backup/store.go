@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -65,6 +64,10 @@ type StoreConfig struct {
 	// Logger receives a line per snapshot created, restored or deleted.
 	// Nil discards.
 	Logger *slog.Logger
+	// FS is the filesystem the store's directory is on, and the one its
+	// hooks write snapshots to and read them from. Nil means durable.OS{}.
+	// Tests give a durabletest.CrashFS to cut the power at any operation.
+	FS durable.FS
 }
 
 // Snapshot describes a stored snapshot.
@@ -100,6 +103,7 @@ type Snapshot struct {
 // may use a directory at a time: OpenStore removes leftovers it takes for
 // a crashed writer's.
 type Store struct {
+	fsys    durable.FS
 	dir     string
 	keep    int
 	newHash func() hash.Hash
@@ -113,9 +117,10 @@ type Store struct {
 	seq   int64
 }
 
-// OpenStore opens the store in dir, creating the directory if needed
-// (mode 0700), and removes the staging and half-deleted directories a crash
-// may have left.
+// OpenStore opens the store in dir, creating the directory and any missing
+// parents if needed (mode 0700, each new one made durable in its parent),
+// and removes the staging and half-deleted directories a crash may have
+// left.
 func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	if dir == "" {
 		return nil, invalid("store directory is empty")
@@ -123,22 +128,19 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	if cfg.Keep < 0 {
 		return nil, invalid("Keep %d is negative", cfg.Keep)
 	}
-	s := &Store{dir: dir, keep: cmp.Or(cfg.Keep, DefaultKeep), newHash: cfg.NewHash, log: cfg.Logger}
+	s := &Store{fsys: durable.Or(cfg.FS), dir: dir, keep: cmp.Or(cfg.Keep, DefaultKeep), newHash: cfg.NewHash, log: cfg.Logger}
 	if s.newHash == nil {
 		s.newHash = verify.NewHash
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		if err := (durable.OS{}).SyncDir(filepath.Dir(dir)); err != nil {
-			return nil, err
-		}
+	// Every directory created is synced into its parent: syncing only
+	// dir's parent would lose dir itself with a missing grandparent.
+	if err := durable.MkdirAll(s.fsys, dir, 0o700); err != nil {
+		return nil, err
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := s.fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -154,14 +156,14 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 				s.seq = max(s.seq, seq)
 			}
 			s.log.Info("backup: removing what an interrupted write left", "dir", name)
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			if err := removeTree(s.fsys, filepath.Join(dir, name)); err != nil {
 				return nil, err
 			}
 			cleaned = true
 		}
 	}
 	if cleaned {
-		if err := (durable.OS{}).SyncDir(dir); err != nil {
+		if err := s.fsys.SyncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -170,6 +172,10 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
+
+// FS returns the filesystem the store is on: [StoreConfig.FS], or
+// durable.OS{}.
+func (s *Store) FS() durable.FS { return s.fsys }
 
 // Keep returns the number of snapshots Prune keeps besides the protected
 // ones.
@@ -258,22 +264,25 @@ func (s *Store) Create(ctx context.Context, label string, hooks []Hook) (Snapsho
 	created := time.Now().UTC()
 	id := s.newID(created)
 	staging := filepath.Join(s.dir, stagingPrefix+id)
-	if err := os.Mkdir(staging, 0o700); err != nil {
+	// The staging directory need not be durable: a power cut before the
+	// publishing rename loses the snapshot either way, and OpenStore
+	// removes whatever of it survives.
+	if err := s.fsys.Mkdir(staging, 0o700); err != nil {
 		return Snapshot{}, err
 	}
 	published := false
 	defer func() {
 		if !published {
-			os.RemoveAll(staging)
+			removeTree(s.fsys, staging)
 		}
 	}()
 	m := &manifest{Schema: manifestSchema, ID: id, Label: label, Created: created, Hooks: names}
 	for i, h := range hooks {
 		dir := filepath.Join(staging, names[i])
-		if err := os.Mkdir(dir, 0o700); err != nil {
+		if err := s.fsys.Mkdir(dir, 0o700); err != nil {
 			return Snapshot{}, err
 		}
-		if err := callHook(ctx, h.Backup, dir); err != nil {
+		if err := callHook(ctx, h.Backup, s.fsys, dir); err != nil {
 			if ctx.Err() != nil {
 				return Snapshot{}, ctx.Err()
 			}
@@ -287,17 +296,20 @@ func (s *Store) Create(ctx context.Context, label string, hooks []Hook) (Snapsho
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if err := writeSynced(filepath.Join(staging, ManifestFile), append(data, '\n'), 0o600); err != nil {
+	if err := writeNew(s.fsys, filepath.Join(staging, ManifestFile), append(data, '\n'), 0o600, true); err != nil {
 		return Snapshot{}, err
 	}
-	if err := (durable.OS{}).SyncDir(staging); err != nil {
+	// The hooks' directories and the manifest are entries of staging.
+	if err := s.fsys.SyncDir(staging); err != nil {
 		return Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Snapshot{}, err
 	}
 	s.mu.Lock()
-	err = durable.Rename(durable.OS{}, staging, filepath.Join(s.dir, id))
+	// Published by one rename, made durable by syncing the store's
+	// directory: a power cut leaves the snapshot complete or absent.
+	err = durable.Rename(s.fsys, staging, filepath.Join(s.dir, id))
 	s.mu.Unlock()
 	if err != nil {
 		return Snapshot{}, err
@@ -310,20 +322,22 @@ func (s *Store) Create(ctx context.Context, label string, hooks []Hook) (Snapsho
 
 // callHook calls a hook's method, turning a panic into an error: a vendor's
 // bug must not take the agent down in the middle of an update.
-func callHook(ctx context.Context, fn func(context.Context, string) error, dir string) (err error) {
+func callHook(ctx context.Context, fn func(context.Context, durable.FS, string) error, fsys durable.FS, dir string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panicked: %v", p)
 		}
 	}()
-	return fn(ctx, dir)
+	return fn(ctx, fsys, dir)
 }
 
 // seal fills m's Dirs and Files from what the hooks wrote under staging,
-// fsyncing every file and directory.
+// fsyncing every file, and every directory (whose entries are its files
+// and subdirectories). staging itself is synced by the caller once the
+// manifest is in it.
 func (s *Store) seal(ctx context.Context, staging string, m *manifest) error {
 	var dirs []string
-	err := filepath.WalkDir(staging, func(p string, d fs.DirEntry, err error) error {
+	err := walkDir(s.fsys, staging, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -369,7 +383,7 @@ func (s *Store) seal(ctx context.Context, staging string, m *manifest) error {
 		return err
 	}
 	for _, d := range slices.Backward(dirs) {
-		if err := (durable.OS{}).SyncDir(d); err != nil {
+		if err := s.fsys.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -378,7 +392,7 @@ func (s *Store) seal(ctx context.Context, staging string, m *manifest) error {
 
 // sealFile hashes and fsyncs one file of a snapshot being made.
 func (s *Store) sealFile(ctx context.Context, p, rel string) (manifestFile, error) {
-	f, err := openRegular(p)
+	f, err := openRegular(s.fsys, p)
 	if err != nil {
 		return manifestFile{}, err
 	}
@@ -426,7 +440,7 @@ func (s *Store) verify(ctx context.Context, id string) (*manifest, error) {
 	}
 	seen := make(map[string]bool, len(m.Files))
 	n := 0
-	err = filepath.WalkDir(snap, func(p string, d fs.DirEntry, err error) error {
+	err = walkDir(s.fsys, snap, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -485,7 +499,7 @@ func (s *Store) verify(ctx context.Context, id string) (*manifest, error) {
 		}
 	}
 	for _, f := range m.Files {
-		got, size, err := digestRegular(ctx, filepath.Join(snap, filepath.FromSlash(f.Path)), s.newHash)
+		got, size, err := digestRegular(ctx, s.fsys, filepath.Join(snap, filepath.FromSlash(f.Path)), s.newHash)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -509,7 +523,7 @@ func (s *Store) readManifest(id string) (*manifest, error) {
 		return nil, err
 	}
 	snap := filepath.Join(s.dir, id)
-	fi, err := os.Lstat(snap)
+	fi, err := s.fsys.Lstat(snap)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
 	}
@@ -519,7 +533,7 @@ func (s *Store) readManifest(id string) (*manifest, error) {
 	if !fi.IsDir() {
 		return nil, &CorruptError{Snapshot: id, Reason: "not a directory"}
 	}
-	data, err := readLimited(filepath.Join(snap, ManifestFile), MaxManifestSize)
+	data, err := readLimited(s.fsys, filepath.Join(snap, ManifestFile), MaxManifestSize)
 	if err != nil {
 		return nil, &CorruptError{Snapshot: id, Path: ManifestFile, Reason: "unreadable manifest", Err: err}
 	}
@@ -644,7 +658,7 @@ func (s *Store) Restore(ctx context.Context, id string, hooks []Hook) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := callHook(ctx, h.Restore, filepath.Join(s.dir, id, names[i])); err != nil {
+		if err := callHook(ctx, h.Restore, s.fsys, filepath.Join(s.dir, id, names[i])); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -699,7 +713,7 @@ func (s *Store) List() ([]Snapshot, error) {
 
 // ids returns the IDs of the store's snapshot directories, oldest first.
 func (s *Store) ids() ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
+	entries, err := s.fsys.ReadDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -734,14 +748,16 @@ func (s *Store) Delete(id string) error {
 // middle never leaves a half-deleted snapshot under a valid ID.
 func (s *Store) delete(id string) error {
 	snap := filepath.Join(s.dir, id)
-	if _, err := os.Lstat(snap); errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.fsys.Lstat(snap); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
 	}
 	gone := filepath.Join(s.dir, deletingPrefix+id)
-	if err := durable.Rename(durable.OS{}, snap, gone); err != nil {
+	// The rename is synced before anything is removed, so no power cut
+	// leaves a half-removed snapshot under its ID.
+	if err := durable.Rename(s.fsys, snap, gone); err != nil {
 		return err
 	}
-	if err := durable.RemoveAll(durable.OS{}, gone); err != nil {
+	if err := durable.RemoveAll(s.fsys, gone); err != nil {
 		return err
 	}
 	s.log.Info("backup: snapshot deleted", "id", id)

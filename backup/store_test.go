@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -29,7 +30,7 @@ type recordingHook struct {
 
 func (h *recordingHook) Name() string { return h.name }
 
-func (h *recordingHook) Backup(ctx context.Context, dir string) error {
+func (h *recordingHook) Backup(ctx context.Context, fsys durable.FS, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -42,22 +43,22 @@ func (h *recordingHook) Backup(ctx context.Context, dir string) error {
 	for p, c := range h.files {
 		full := filepath.Join(dir, filepath.FromSlash(p))
 		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(full, 0o700); err != nil {
+			if err := durable.MkdirAll(fsys, full, 0o700); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+		if err := durable.MkdirAll(fsys, filepath.Dir(full), 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(full, []byte(c), 0o600); err != nil {
+		if err := durable.WriteFile(fsys, full, []byte(c), 0o600); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (h *recordingHook) Restore(ctx context.Context, dir string) error {
+func (h *recordingHook) Restore(ctx context.Context, fsys durable.FS, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -349,17 +350,17 @@ func TestStoreRestoreContinuesPastAFailedHook(t *testing.T) {
 
 func TestStoreCreateFailures(t *testing.T) {
 	boom := errors.New("disk full")
-	symlinker := HookFuncs{HookName: "links", BackupFunc: func(ctx context.Context, dir string) error {
-		return os.Symlink("/etc", filepath.Join(dir, "etc"))
+	symlinker := HookFuncs{HookName: "links", BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
+		return fsys.Symlink("/etc", filepath.Join(dir, "etc"))
 	}}
-	escaper := HookFuncs{HookName: "escaper", BackupFunc: func(ctx context.Context, dir string) error {
-		return os.WriteFile(filepath.Join(dir, "..", "planted"), nil, 0o600)
+	escaper := HookFuncs{HookName: "escaper", BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
+		return durable.WriteFile(fsys, filepath.Join(dir, "..", "planted"), nil, 0o600)
 	}}
-	replacer := HookFuncs{HookName: "replacer", BackupFunc: func(ctx context.Context, dir string) error {
-		if err := os.Remove(dir); err != nil {
+	replacer := HookFuncs{HookName: "replacer", BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
+		if err := fsys.Remove(dir); err != nil {
 			return err
 		}
-		return os.WriteFile(dir, nil, 0o600)
+		return durable.WriteFile(fsys, dir, nil, 0o600)
 	}}
 	tests := []struct {
 		name   string
@@ -403,7 +404,7 @@ func TestStoreCreateFailures(t *testing.T) {
 func TestStoreCreateCancelled(t *testing.T) {
 	s := openStore(t, StoreConfig{})
 	ctx, cancel := context.WithCancel(t.Context())
-	hook := HookFuncs{HookName: "slow", BackupFunc: func(ctx context.Context, dir string) error {
+	hook := HookFuncs{HookName: "slow", BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
 		cancel() // cancelled while the hook runs
 		return ctx.Err()
 	}}

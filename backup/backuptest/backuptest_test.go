@@ -4,28 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/upkeephq/upkeep/backup"
 	"github.com/upkeephq/upkeep/backup/backuptest"
+	"github.com/upkeephq/upkeep/durable"
+	"github.com/upkeephq/upkeep/durable/durabletest"
 )
 
-func write(t *testing.T, path, content string, perm os.FileMode) {
+// write makes path on fsys hold content with mode perm, creating its
+// parents.
+func write(t *testing.T, fsys durable.FS, path, content string, perm fs.FileMode) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), perm); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, perm); err != nil {
-		t.Fatal(err)
-	}
+	must(t, durable.MkdirAll(fsys, filepath.Dir(path), 0o755))
+	must(t, durable.WriteFile(fsys, path, []byte(content), perm))
+	must(t, fsys.Chmod(path, perm))
 }
 
 func must(t *testing.T, err error) {
@@ -35,55 +33,78 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// TestFiles runs the suite on a Files hook guarding a directory tree
-// (files, nested directories, an empty directory, a symlink, a read-only
-// directory), a lone file, and two paths absent at backup time, one of
-// them in a directory that does not exist yet.
+// filesSubject is a Files hook on fsys guarding a directory tree under
+// root (files, nested directories, an empty directory, a symlink, a
+// read-only directory), a lone file, and two paths absent at backup time,
+// one of them in a directory that does not exist yet.
+func filesSubject(t *testing.T, fsys durable.FS, root, scratch string) backuptest.Subject {
+	live := filepath.Join(root, "pos")
+	params := filepath.Join(root, "params.cfg")
+	later := filepath.Join(root, "later.db")
+	deep := filepath.Join(root, "new", "dir", "x.cfg")
+
+	write(t, fsys, filepath.Join(live, "journal.dat"), "sale 1\nsale 2\n", 0o600)
+	write(t, fsys, filepath.Join(live, "sig", "2025", "0001.png"), "\x89PNG signature", 0o640)
+	write(t, fsys, filepath.Join(live, "sig", "2025", "0002.png"), "\x89PNG another", 0o640)
+	write(t, fsys, filepath.Join(live, "batch", "no"), "000042", 0o600)
+	must(t, fsys.Mkdir(filepath.Join(live, "empty"), 0o750))
+	must(t, fsys.Symlink("journal.dat", filepath.Join(live, "current")))
+	write(t, fsys, filepath.Join(live, "ro", "keys.bin"), "working keys", 0o400)
+	must(t, fsys.Chmod(filepath.Join(live, "ro"), 0o555))
+	write(t, fsys, params, "host=10.0.0.1\n", 0o644)
+
+	h, err := backup.NewFilesOn(fsys, "pos-data", live, params, later, deep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fsys.(durable.OS); ok {
+		t.Cleanup(func() { fsys.Chmod(filepath.Join(live, "ro"), 0o755) })
+	}
+	return backuptest.Subject{
+		Hook: h,
+		Mutate: func(t *testing.T) {
+			write(t, fsys, filepath.Join(live, "journal.dat"), "sale 1\nsale 2\nsale 3 (new version)\n", 0o600)
+			must(t, durable.Remove(fsys, filepath.Join(live, "sig", "2025", "0001.png")))
+			write(t, fsys, filepath.Join(live, "sig", "2026", "0001.png"), "new dir, new file", 0o644)
+			write(t, fsys, filepath.Join(live, "empty", "not-any-more"), "x", 0o644)
+			must(t, durable.RemoveAll(fsys, filepath.Join(live, "batch")))
+			write(t, fsys, filepath.Join(live, "batch"), "a file where a directory was", 0o644)
+			must(t, fsys.Remove(filepath.Join(live, "current")))
+			must(t, fsys.Symlink("sig", filepath.Join(live, "current")))
+			must(t, fsys.Chmod(filepath.Join(live, "ro"), 0o755))
+			write(t, fsys, filepath.Join(live, "ro", "extra"), "x", 0o644)
+			must(t, fsys.Chmod(params, 0o666))
+			write(t, fsys, later, "created by the new version", 0o644)
+			write(t, fsys, deep, "and this one too", 0o644)
+		},
+		State: func(t *testing.T) map[string][]byte {
+			return backuptest.TreeStateOn(t, fsys, live, params, later, deep)
+		},
+		FS:      fsys,
+		Scratch: scratch,
+	}
+}
+
+// TestFiles runs the suite on a Files hook over the OS's filesystem.
 func TestFiles(t *testing.T) {
 	backuptest.TestHook(t, func(t *testing.T) backuptest.Subject {
-		root := t.TempDir()
-		live := filepath.Join(root, "pos")
-		params := filepath.Join(root, "params.cfg")
-		later := filepath.Join(root, "later.db")
-		deep := filepath.Join(root, "new", "dir", "x.cfg")
-
-		write(t, filepath.Join(live, "journal.dat"), "sale 1\nsale 2\n", 0o600)
-		write(t, filepath.Join(live, "sig", "2025", "0001.png"), "\x89PNG signature", 0o640)
-		write(t, filepath.Join(live, "sig", "2025", "0002.png"), "\x89PNG another", 0o640)
-		write(t, filepath.Join(live, "batch", "no"), "000042", 0o600)
-		must(t, os.Mkdir(filepath.Join(live, "empty"), 0o750))
-		must(t, os.Symlink("journal.dat", filepath.Join(live, "current")))
-		write(t, filepath.Join(live, "ro", "keys.bin"), "working keys", 0o400)
-		must(t, os.Chmod(filepath.Join(live, "ro"), 0o555))
-		write(t, params, "host=10.0.0.1\n", 0o644)
-
-		h, err := backup.NewFiles("pos-data", live, params, later, deep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(filepath.Join(live, "ro"), 0o755) })
-		return backuptest.Subject{
-			Hook: h,
-			Mutate: func(t *testing.T) {
-				write(t, filepath.Join(live, "journal.dat"), "sale 1\nsale 2\nsale 3 (new version)\n", 0o600)
-				must(t, os.Remove(filepath.Join(live, "sig", "2025", "0001.png")))
-				write(t, filepath.Join(live, "sig", "2026", "0001.png"), "new dir, new file", 0o644)
-				write(t, filepath.Join(live, "empty", "not-any-more"), "x", 0o644)
-				must(t, os.RemoveAll(filepath.Join(live, "batch")))
-				write(t, filepath.Join(live, "batch"), "a file where a directory was", 0o644)
-				must(t, os.Remove(filepath.Join(live, "current")))
-				must(t, os.Symlink("sig", filepath.Join(live, "current")))
-				must(t, os.Chmod(filepath.Join(live, "ro"), 0o755))
-				write(t, filepath.Join(live, "ro", "extra"), "x", 0o644)
-				must(t, os.Chmod(params, 0o666))
-				write(t, later, "created by the new version", 0o644)
-				write(t, deep, "and this one too", 0o644)
-			},
-			State: func(t *testing.T) map[string][]byte {
-				return backuptest.TreeState(t, live, params, later, deep)
-			},
-		}
+		return filesSubject(t, durable.OS{}, t.TempDir(), "")
 	})
+}
+
+// TestFilesOnCrashFS runs the suite on a Files hook whose live data and
+// store are on a filesystem that loses power, which adds the power-cut
+// checks: a cut at every operation of Store.Create and Store.Restore.
+func TestFilesOnCrashFS(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			backuptest.TestHook(t, func(t *testing.T) backuptest.Subject {
+				fsys := durabletest.NewCrashFS(seed)
+				must(t, fsys.Mkdir("/scratch", 0o700))
+				return filesSubject(t, fsys, "/data", "/scratch")
+			})
+		})
+	}
 }
 
 // paramStore stands in for an application's parameter database.
@@ -102,7 +123,7 @@ func (p *paramStore) set(k, v string) {
 func (p *paramStore) hook() backup.Hook {
 	return backup.HookFuncs{
 		HookName: "params",
-		BackupFunc: func(ctx context.Context, dir string) error {
+		BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -112,13 +133,13 @@ func (p *paramStore) hook() backup.Hook {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(filepath.Join(dir, "params.json"), data, 0o600)
+			return durable.WriteFile(fsys, filepath.Join(dir, "params.json"), data, 0o600)
 		},
-		RestoreFunc: func(ctx context.Context, dir string) error {
+		RestoreFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			data, err := os.ReadFile(filepath.Join(dir, "params.json"))
+			data, err := durable.ReadFile(fsys, filepath.Join(dir, "params.json"), 1<<20, errors.New("params too large"))
 			if err != nil {
 				return err
 			}
@@ -169,7 +190,7 @@ func TestHookEmptyFiles(t *testing.T) {
 		return backuptest.Subject{
 			Hook: backup.HookFuncs{
 				HookName: "switch",
-				BackupFunc: func(ctx context.Context, dir string) error {
+				BackupFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
 					if err := ctx.Err(); err != nil {
 						return err
 					}
@@ -178,13 +199,13 @@ func TestHookEmptyFiles(t *testing.T) {
 					if !on {
 						return nil
 					}
-					return os.WriteFile(filepath.Join(dir, "on"), nil, 0o600)
+					return durable.WriteFile(fsys, filepath.Join(dir, "on"), nil, 0o600)
 				},
-				RestoreFunc: func(ctx context.Context, dir string) error {
+				RestoreFunc: func(ctx context.Context, fsys durable.FS, dir string) error {
 					if err := ctx.Err(); err != nil {
 						return err
 					}
-					_, err := os.Stat(filepath.Join(dir, "on"))
+					_, err := fsys.Stat(filepath.Join(dir, "on"))
 					if err != nil && !errors.Is(err, fs.ErrNotExist) {
 						return err
 					}
