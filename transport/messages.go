@@ -179,6 +179,9 @@ const (
 	ReasonBackup         Reason = "backup_failed"
 	ReasonInstall        Reason = "install_failed"
 	ReasonHealth         Reason = "health_failed"
+	ReasonMigration      Reason = "migration_failed"
+	ReasonBoot           Reason = "boot_failed"
+	ReasonAttempts       Reason = "attempts_exhausted"
 	ReasonRollbackFailed Reason = "rollback_failed"
 	ReasonInternal       Reason = "internal"
 )

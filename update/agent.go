@@ -42,9 +42,17 @@ type Agent struct {
 	pass  sync.Mutex // held by the running Update pass
 	cause error      // why the update in this pass is ending; guarded by pass
 
+	jmu     sync.Mutex // held through each journal change: clone, save, swap
 	mu      sync.Mutex // guards j and waiting
 	j       *journal
 	waiting string
+
+	// started is the state the journal was in when this process began, to
+	// tell a restart on probation; probationBase is the heartbeat count
+	// when probation began in this process (0 after a restart).
+	started       State
+	probationSeen bool
+	probationBase int
 
 	nudge chan struct{}
 }
@@ -68,6 +76,9 @@ type Result struct {
 	Waiting *NotNowError
 	// RetryAfter is the server's advice on when to check again.
 	RetryAfter time.Duration
+	// RebootRequired is set when the install takes effect at a reboot and
+	// Config.Reboot is nil: the caller reboots, and the update resumes.
+	RebootRequired bool
 }
 
 // Status is the agent's state for heartbeats and screens.
@@ -108,7 +119,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	store, err := backup.OpenStore(filepath.Join(cfg.StateDir, "backups"), backup.StoreConfig{
-		Keep: cfg.KeepBackups, NewHash: cfg.NewHash, Logger: cfg.Logger,
+		Keep: cfg.KeepBackups, NewHash: cfg.NewHash, Logger: cfg.Logger, FS: cfg.FS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update: backup store: %w", err)
@@ -122,6 +133,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.j = j
+	a.started = stateOf(j)
 	a.dropStrays()
 	return a, nil
 }
@@ -322,6 +334,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 	key := releaseKey(m.ID(), m.Artifact.Digest)
 	a.mu.Lock()
 	refused := slices.Contains(a.j.Refused, key)
+	attempt := a.j.attempted(key) + 1
 	from := a.j.Components[m.Component].Version
 	a.mu.Unlock()
 	if refused {
@@ -338,7 +351,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 	u := &inflight{
 		ID: newID(), State: StateOffered, BundleHash: bundleHash, ArtifactURL: offer.ArtifactURL, Policy: offer.Policy,
 		Release: m.ID(), Kind: m.Kind, Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version,
-		Floor: m.Floor, Accepted: a.cfg.Now(),
+		Floor: m.Floor, Accepted: a.cfg.Now(), Attempt: attempt,
 	}
 	if err := a.update(func(j *journal) { j.Update = u }); err != nil {
 		return false, Result{State: StateIdle, Release: m.ID()}, err
@@ -496,12 +509,51 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				}
 				artifact = path
 			}
+			next := StateVerifying
+			if len(a.cfg.Migrations) > 0 {
+				next = StateMigrating
+			}
 			err := a.cfg.Installer.Install(ctx, &Artifact{Manifest: m, Path: artifact, From: u.From})
-			if err != nil {
+			reboot := errors.Is(err, ErrRebootRequired)
+			if err != nil && !reboot {
 				if ctx.Err() != nil {
 					return res, ctx.Err()
 				}
 				if err := a.rollBack(u, transport.ReasonInstall, err); err != nil {
+					return res, err
+				}
+				continue
+			}
+			if err := a.setState(next, nil); err != nil {
+				return res, err
+			}
+			if reboot {
+				// The next step is journaled; it runs after the reboot.
+				res.State = next
+				if a.cfg.Reboot == nil {
+					res.RebootRequired = true
+					return res, nil
+				}
+				a.log.Info("update: rebooting into the new version", "release", u.Release)
+				return res, a.cfg.Reboot(ctx)
+			}
+
+		case StateMigrating:
+			again, err := a.startStep(u)
+			if err != nil || !again {
+				if err == nil {
+					err = a.rollBack(u, transport.ReasonMigration, a.interrupted(u))
+				}
+				if err != nil {
+					return res, err
+				}
+				continue
+			}
+			if err := a.migrate(ctx, u, m, artifact); err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				if err := a.rollBack(u, transport.ReasonMigration, err); err != nil {
 					return res, err
 				}
 				continue
@@ -520,6 +572,21 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				}
 				continue
 			}
+			if b, ok := a.cfg.Installer.(Booter); ok {
+				running, err := b.Running(ctx, u.Component)
+				if err == nil && running != u.To {
+					err = fmt.Errorf("the terminal runs %s %q, not %s: the new version did not boot", u.Component, running, u.To)
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return res, ctx.Err()
+					}
+					if err := a.rollBack(u, transport.ReasonBoot, err); err != nil {
+						return res, err
+					}
+					continue
+				}
+			}
 			results, err := verify.RunChecks(ctx, a.cfg.Checks)
 			if err != nil {
 				return res, err // ctx done: the checks run again on resume
@@ -530,9 +597,25 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				}
 				continue
 			}
-			// The checks passed: from here the only way is forward.
-			if err := a.setState(StateCommitting, nil); err != nil {
+			if a.cfg.Probation.enabled() {
+				a.probationSeen, a.probationBase = true, a.beats()
+				err = a.setState(StateProbation, func(v *inflight) { v.ProbationStart = a.cfg.Now() })
+			} else {
+				// The checks passed: from here the only way is forward.
+				err = a.setState(StateCommitting, nil)
+			}
+			if err != nil {
 				return res, err
+			}
+
+		case StateProbation:
+			wait, err := a.probation(u)
+			if err != nil {
+				return res, err
+			}
+			if wait != nil {
+				res.Waiting = wait
+				return res, nil
 			}
 
 		case StateCommitting:
@@ -609,6 +692,140 @@ func (a *Agent) startStep(u *inflight) (bool, error) {
 
 func (a *Agent) interrupted(u *inflight) error {
 	return fmt.Errorf("update: %s was interrupted %d times; not trying again", u.State, u.StepRuns)
+}
+
+// migrate runs the migrations. Unless this is their first run for the
+// update, the backup is restored first, so that a run cut short by a power
+// cut is undone before they run again.
+func (a *Agent) migrate(ctx context.Context, u *inflight, m *verify.Manifest, artifact string) error {
+	if u.StepRuns > 0 && u.Snapshot != "" {
+		a.log.Info("update: restoring the backup before running migrations again", "release", u.Release)
+		if err := a.store.Restore(ctx, u.Snapshot, a.cfg.Backups); err != nil {
+			return fmt.Errorf("restoring the backup before migrating again: %w", err)
+		}
+	}
+	art := a.artifactFor(u, m)
+	if artifact != "" {
+		art.Path = artifact
+	}
+	for _, mig := range a.cfg.Migrations {
+		if err := mig.Run(ctx, art); err != nil {
+			return fmt.Errorf("migration %q: %w", mig.Name, err)
+		}
+	}
+	return nil
+}
+
+// beats returns the heartbeats counted since this process began.
+func (a *Agent) beats() int {
+	if a.cfg.Beats == nil {
+		return 0
+	}
+	return a.cfg.Beats.Count()
+}
+
+// probation decides the trial of an installed version: it returns nil
+// and moves on (to committing or rolling-back), or says why it waits.
+func (a *Agent) probation(u *inflight) (*NotNowError, error) {
+	p := a.cfg.Probation
+	if u.MarkedBad != "" {
+		return nil, a.rollBack(u, transport.ReasonHealth, fmt.Errorf("marked bad on probation: %s", u.MarkedBad))
+	}
+	if !a.probationSeen {
+		// The first look in this process. If the journal was already here
+		// when the process began, the terminal restarted on probation:
+		// count it, as a boot, against StepAttempts.
+		a.probationSeen = true
+		if a.started == StateProbation {
+			a.probationBase = 0
+			again, err := a.startStep(u)
+			if err != nil {
+				return nil, err
+			}
+			if !again {
+				return nil, a.rollBack(u, transport.ReasonBoot, fmt.Errorf("restarted %d times on probation", u.StepRuns))
+			}
+			u = a.current()
+		} else {
+			a.probationBase = a.beats()
+		}
+	}
+	now := a.cfg.Now()
+	elapsed := now.Sub(u.ProbationStart)
+	beats := u.ProbationBeats + max(0, a.beats()-a.probationBase)
+	var missing []string
+	if beats < p.Beats {
+		missing = append(missing, fmt.Sprintf("%d of %d heartbeats", beats, p.Beats))
+	}
+	if elapsed < p.For {
+		missing = append(missing, fmt.Sprintf("%s of %s", elapsed.Round(time.Second), p.For))
+	}
+	if p.UntilMarkedGood && !u.MarkedGood {
+		missing = append(missing, "waiting to be marked good")
+	}
+	if len(missing) == 0 {
+		return nil, a.setState(StateCommitting, nil)
+	}
+	if p.Deadline > 0 && elapsed >= p.Deadline {
+		return nil, a.rollBack(u, transport.ReasonHealth,
+			fmt.Errorf("probation not passed within %s (%s)", p.Deadline, strings.Join(missing, ", ")))
+	}
+	if beats > u.ProbationBeats {
+		// Keep what was counted, for after a reboot; count on from here.
+		base := a.beats()
+		if err := a.update(func(j *journal) { j.Update.ProbationBeats = beats }); err != nil {
+			return nil, err
+		}
+		a.probationBase = base
+	}
+	after := time.Minute
+	if p.For > elapsed {
+		after = min(after, p.For-elapsed)
+	}
+	wait := &NotNowError{Stage: StageProbation, After: after, Reason: "on probation: " + strings.Join(missing, ", ")}
+	a.mu.Lock()
+	a.waiting = string(StageProbation) + ": " + wait.Reason
+	a.mu.Unlock()
+	return wait, nil
+}
+
+// MarkGood ends a probation that waits for the vendor's word: the new
+// version is good (it signed in, it took a sale). The verdict is journaled
+// and acted on at the next pass, which it brings forward.
+func (a *Agent) MarkGood(ctx context.Context) error {
+	return a.verdict(func(u *inflight) { u.MarkedGood = true })
+}
+
+// MarkBad rolls back the update on probation at the next pass, which it
+// brings forward: the new version failed in use. reason is reported.
+func (a *Agent) MarkBad(ctx context.Context, reason string) error {
+	if reason == "" {
+		reason = "marked bad"
+	}
+	return a.verdict(func(u *inflight) { u.MarkedBad = reason })
+}
+
+func (a *Agent) verdict(mark func(*inflight)) error {
+	onTrial := func(u *inflight) bool {
+		return u != nil && (u.State == StateMigrating || u.State == StateVerifying || u.State == StateProbation)
+	}
+	if !onTrial(a.current()) {
+		return ErrNotOnProbation
+	}
+	var on bool
+	err := a.update(func(j *journal) {
+		if on = onTrial(j.Update); on {
+			mark(j.Update)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !on {
+		return ErrNotOnProbation
+	}
+	a.CheckNow()
+	return nil
 }
 
 // open reads the stored bundle and checks it against its hash. Before
@@ -761,12 +978,27 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 		return res, fmt.Errorf("update: queueing a report: %w", err)
 	}
 	last := &transport.Result{Release: u.Release, Outcome: u.Outcome, Reason: u.Reason, At: rep.At}
-	// Only what the release itself caused keeps it from being tried again;
-	// a full disk may be cleared.
-	remembered := u.Outcome != transport.OutcomeCommitted && u.Reason != transport.ReasonDiskFull
+	key := releaseKey(u.Release, u.Digest)
+	// A refusal is the release's fault for good (a full disk may be
+	// cleared); a rollback may be tried again, MaxAttempts times in all.
+	refuse := u.Outcome == transport.OutcomeRefused && u.Reason != transport.ReasonDiskFull
+	exhausted := u.Outcome == transport.OutcomeRolledBack && u.Attempt >= a.cfg.MaxAttempts
+	if exhausted {
+		giveUp := &transport.ReportRequest{
+			ID: u.ID + "-" + string(transport.ReasonAttempts), Release: u.Release, From: u.From, To: u.To,
+			Phase: string(u.FailedIn), Outcome: transport.OutcomeRefused, Reason: transport.ReasonAttempts,
+			Detail: fmt.Sprintf("rolled back %d times; not trying this release again", u.Attempt), At: rep.At,
+		}
+		if err := a.box.add(giveUp); err != nil {
+			return res, fmt.Errorf("update: queueing a report: %w", err)
+		}
+	}
 	err := a.update(func(j *journal) {
-		if remembered {
-			j.Refused = remember(j.Refused, releaseKey(u.Release, u.Digest), maxRefused)
+		if u.Outcome == transport.OutcomeRolledBack {
+			j.attempt(key)
+		}
+		if refuse || exhausted {
+			j.Refused = remember(j.Refused, key, maxRefused)
 		}
 		j.Update, j.Last = nil, last
 	})
@@ -867,6 +1099,8 @@ func (a *Agent) setState(s State, mutate func(*inflight)) error {
 // update applies change to a copy of the journal, saves it, and only then
 // makes it current: memory never runs ahead of the disk.
 func (a *Agent) update(change func(*journal)) error {
+	a.jmu.Lock()
+	defer a.jmu.Unlock()
 	a.mu.Lock()
 	next := a.j.clone()
 	a.mu.Unlock()
@@ -877,7 +1111,8 @@ func (a *Agent) update(change func(*journal)) error {
 	a.mu.Lock()
 	prev := a.j
 	a.j = next
-	if next.Update == nil || next.Update.State != StateGated && next.Update.State != StateDownloaded {
+	if next.Update == nil || next.Update.State != StateGated && next.Update.State != StateDownloaded &&
+		next.Update.State != StateProbation {
 		a.waiting = ""
 	}
 	a.mu.Unlock()

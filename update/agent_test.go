@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/transport/transporttest"
 	"github.com/upkeephq/upkeep/update"
@@ -124,15 +125,27 @@ func TestHealthFailureRollsBackAndRestoresData(t *testing.T) {
 		!strings.Contains(reports[0].Detail, "working key") {
 		t.Fatalf("reports = %+v", reports)
 	}
-
-	// The same release is not tried again.
-	calls := len(f.artifactCalls())
-	res = mustUpdate(t, a)
-	if res.Outcome != "" || len(f.artifactCalls()) != calls {
-		t.Errorf("rolled-back release retried: %+v", res)
+	if before2 := readFile(t, filepath.Join(f.data, "journal.db")); before2 != before {
+		t.Fatal("data changed")
 	}
-	if installs, _, _ := f.inst.counts(); installs != 1 {
-		t.Errorf("%d installs, want 1", installs)
+
+	// It is tried once more (MaxAttempts 2), fails again, and is given up.
+	if res = mustUpdate(t, a); res.Outcome != transport.OutcomeRolledBack {
+		t.Fatalf("second attempt: %+v", res)
+	}
+	calls := len(f.artifactCalls())
+	if res = mustUpdate(t, a); res.Outcome != "" || len(f.artifactCalls()) != calls {
+		t.Errorf("release retried after its attempts: %+v", res)
+	}
+	if installs, _, _ := f.inst.counts(); installs != 2 {
+		t.Errorf("%d installs, want 2", installs)
+	}
+	var got []string
+	for _, r := range f.srv.Reports() {
+		got = append(got, string(r.Outcome)+"/"+string(r.Reason))
+	}
+	if strings.Join(got, " ") != "rolled_back/health_failed rolled_back/health_failed refused/attempts_exhausted" {
+		t.Errorf("reports %v", got)
 	}
 }
 
@@ -521,9 +534,14 @@ func TestResumeAfterInterruption(t *testing.T) {
 // cancelingHook is a backup hook whose restore stops the agent.
 type cancelingHook struct{ cancel func() }
 
-func (cancelingHook) Name() string                                    { return "canceler" }
-func (cancelingHook) Backup(ctx context.Context, dir string) error    { return nil }
-func (h cancelingHook) Restore(ctx context.Context, dir string) error { h.cancel(); return ctx.Err() }
+func (cancelingHook) Name() string { return "canceler" }
+func (cancelingHook) Backup(ctx context.Context, fsys durable.FS, dir string) error {
+	return nil
+}
+func (h cancelingHook) Restore(ctx context.Context, fsys durable.FS, dir string) error {
+	h.cancel()
+	return ctx.Err()
+}
 
 func TestRollbackFailureNeedsAttention(t *testing.T) {
 	f := newFixture(t)

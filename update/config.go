@@ -45,6 +45,14 @@ type Installer interface {
 	Rollback(ctx context.Context, a *Artifact) error
 }
 
+// Booter is an optional ability of an [Installer] whose installs take
+// effect at a reboot: after the reboot the agent asks which version runs,
+// and a terminal whose bootloader fell back to the old one is rolled back
+// instead of having the old version's health checked as the new one's.
+type Booter interface {
+	Running(ctx context.Context, component string) (version string, err error)
+}
+
 // Committer is an optional ability of an [Installer]: Commit makes an
 // install permanent once health checks passed (mark the A/B slot good,
 // drop the previous version). It must be idempotent.
@@ -52,13 +60,50 @@ type Committer interface {
 	Commit(ctx context.Context, a *Artifact) error
 }
 
-// Stage is the step a [Gate] is asked about.
+// Stage is the step a [Gate] is asked about, or that waits.
 type Stage string
 
 const (
-	StageDownload Stage = "download"
-	StageInstall  Stage = "install"
+	StageDownload  Stage = "download"
+	StageInstall   Stage = "install"
+	StageProbation Stage = "probation"
 )
+
+// Migration converts the terminal's data for the new version (a schema
+// change in the transaction journal). Migrations run in order after the
+// install and before the health checks. A migration that fails rolls the
+// update back, and restoring the backup undoes what it did; after a power
+// cut during migrations the backup is restored before they run again, so
+// each run starts from the data as it was before the update.
+type Migration struct {
+	Name string
+	Run  func(ctx context.Context, a *Artifact) error
+}
+
+// Probation keeps a new version on trial after its health checks passed:
+// it is committed only once every condition set holds, and rolled back if
+// the terminal restarts too often meanwhile (StepAttempts), if
+// [Agent.MarkBad] is called, or if Deadline passes first. The zero
+// Probation commits at once.
+type Probation struct {
+	// Beats is how many successful heartbeats the new version must see,
+	// counted from Config.Beats, across reboots.
+	Beats int
+	// For is how long the new version must have been installed.
+	For time.Duration
+	// UntilMarkedGood waits for [Agent.MarkGood]: after the first
+	// successful sign-in, or the first sale.
+	UntilMarkedGood bool
+	// Deadline, if set, rolls back an update still on probation this long
+	// after its probation began.
+	Deadline time.Duration
+}
+
+func (p Probation) enabled() bool { return p.Beats > 0 || p.For > 0 || p.UntilMarkedGood }
+
+// Counter counts successful heartbeats since the terminal booted;
+// *heartbeat.Counter is one.
+type Counter interface{ Count() int }
 
 // GateRequest is what a [Gate] is asked: may the agent start Stage of this
 // release now?
@@ -100,6 +145,7 @@ const (
 	DefaultKeepBackups     = 3
 	DefaultMaxDiskFullRuns = 3
 	DefaultStepAttempts    = 3
+	DefaultMaxAttempts     = 2
 	// MaxWait bounds any wait of Run's, whatever a gate or server says.
 	MaxWait = 24 * time.Hour
 	// MinWait is the shortest wait of Run's between passes.
@@ -132,9 +178,25 @@ type Config struct {
 	Backups []backup.Hook
 	// KeepBackups is how many snapshots to keep; 0 means DefaultKeepBackups.
 	KeepBackups int
+	// Migrations convert data after install; they need Backups that cover
+	// the data they change. Nil means none.
+	Migrations []Migration
 	// Checks run after install; all must pass within their timeouts or the
 	// update rolls back. Nil means none.
 	Checks []verify.Check
+	// Probation is the trial a new version stands after its checks pass;
+	// the zero value commits at once.
+	Probation Probation
+	// Beats counts heartbeats, for Probation.Beats.
+	Beats Counter
+	// Reboot reboots the terminal when an Installer returns
+	// ErrRebootRequired. Nil means Update returns a Result with
+	// RebootRequired set, and the caller reboots.
+	Reboot func(ctx context.Context) error
+	// MaxAttempts is how many times a release may be installed and rolled
+	// back before the agent stops taking it (and reports
+	// attempts_exhausted); 0 means DefaultMaxAttempts.
+	MaxAttempts int
 	// Gate says when the agent may download and install; nil means always.
 	Gate Gate
 	// CheckInterval is how often Run checks for updates without a nudge;
@@ -204,8 +266,23 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.MaxArtifactSize < 0 || c.KeepBackups < 0 || c.ChunkAttempts < 0 || c.CheckInterval < 0 ||
-		c.MaxDiskFullRuns < 0 || c.StepAttempts < 0 {
+		c.MaxDiskFullRuns < 0 || c.StepAttempts < 0 || c.MaxAttempts < 0 ||
+		c.Probation.Beats < 0 || c.Probation.For < 0 || c.Probation.Deadline < 0 {
 		errs = append(errs, errors.New("negative limits are not allowed"))
+	}
+	if len(c.Migrations) > 0 && len(c.Backups) == 0 {
+		errs = append(errs, errors.New("Migrations need Backups covering the data they change: restoring them undoes a migration"))
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Migrations {
+		if m.Name == "" || m.Run == nil || seen[m.Name] {
+			errs = append(errs, errors.New("each Migration needs a unique Name and a Run function"))
+			break
+		}
+		seen[m.Name] = true
+	}
+	if c.Probation.Beats > 0 && c.Beats == nil {
+		errs = append(errs, errors.New("Probation.Beats needs Beats to count heartbeats"))
 	}
 	names := map[string]bool{}
 	for _, h := range c.Backups {
@@ -239,6 +316,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StepAttempts == 0 {
 		c.StepAttempts = DefaultStepAttempts
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.NewHash == nil {
 		c.NewHash = verify.NewHash

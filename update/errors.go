@@ -16,6 +16,14 @@ var (
 	// in neither version and needs a person. The agent retries the
 	// rollback on every pass.
 	ErrNeedsAttention = errors.New("update: rollback failed, terminal needs attention")
+	// ErrRebootRequired is what an Installer's Install returns when the
+	// install takes effect only at the next boot (an A/B slot switch). The
+	// agent journals the step that follows, then calls Config.Reboot; after
+	// the reboot it resumes there, counting boots.
+	ErrRebootRequired = errors.New("update: reboot required")
+	// ErrNotOnProbation is returned by MarkGood and MarkBad when no
+	// installed update awaits a verdict.
+	ErrNotOnProbation = errors.New("update: no update is on probation")
 )
 
 // NotNowError is what a [Gate] returns to hold an update back: ask again

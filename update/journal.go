@@ -25,7 +25,9 @@ const (
 	StateDownloaded  State = "downloaded"
 	StateBackingUp   State = "backing-up"
 	StateInstalling  State = "installing"
+	StateMigrating   State = "migrating"
 	StateVerifying   State = "verifying"
+	StateProbation   State = "probation"
 	StateCommitting  State = "committing"
 	StateCommitted   State = "committed"
 	StateRollingBack State = "rolling-back"
@@ -38,7 +40,8 @@ const (
 // committed or back through a rollback, never a plain refusal.
 func (s State) installed() bool {
 	switch s {
-	case StateInstalling, StateVerifying, StateCommitting, StateCommitted, StateRollingBack, StateRolledBack:
+	case StateInstalling, StateMigrating, StateVerifying, StateProbation, StateCommitting, StateCommitted,
+		StateRollingBack, StateRolledBack:
 		return true
 	}
 	return false
@@ -47,7 +50,8 @@ func (s State) installed() bool {
 func (s State) known() bool {
 	switch s {
 	case StateOffered, StateGated, StateDownloading, StateDownloaded, StateBackingUp, StateInstalling,
-		StateVerifying, StateCommitting, StateCommitted, StateRollingBack, StateRolledBack, StateFailed:
+		StateMigrating, StateVerifying, StateProbation, StateCommitting, StateCommitted, StateRollingBack,
+		StateRolledBack, StateFailed:
 		return true
 	}
 	return false
@@ -81,6 +85,39 @@ type journal struct {
 	// Junk lists hashes of bundles that did not verify, so the same junk
 	// is not reported every pass.
 	Junk []string `json:"junk,omitempty"`
+	// Attempts counts, per release, the installs that were rolled back.
+	Attempts []attempts `json:"attempts,omitempty"`
+}
+
+type attempts struct {
+	Release string `json:"release"` // releaseKey
+	N       int    `json:"n"`
+}
+
+// attempted returns how many times the release was rolled back.
+func (j *journal) attempted(key string) int {
+	for _, a := range j.Attempts {
+		if a.Release == key {
+			return a.N
+		}
+	}
+	return 0
+}
+
+// attempt counts one more rollback of the release, keeping the newest
+// maxRefused entries.
+func (j *journal) attempt(key string) int {
+	for i, a := range j.Attempts {
+		if a.Release == key {
+			j.Attempts[i].N++
+			return j.Attempts[i].N
+		}
+	}
+	j.Attempts = append(j.Attempts, attempts{Release: key, N: 1})
+	if n := len(j.Attempts); n > maxRefused {
+		j.Attempts = j.Attempts[n-maxRefused:]
+	}
+	return 1
 }
 
 type component struct {
@@ -118,6 +155,14 @@ type inflight struct {
 	// Failures counts failed attempts to commit or roll back; the first
 	// is reported as needing attention.
 	Failures int `json:"failures,omitempty"`
+	// Attempt numbers this install of the release, from 1.
+	Attempt int `json:"attempt,omitempty"`
+	// Probation: when it began, the heartbeats counted in earlier boots,
+	// and the vendor's verdict.
+	ProbationStart time.Time `json:"probation_start,omitzero"`
+	ProbationBeats int       `json:"probation_beats,omitempty"`
+	MarkedGood     bool      `json:"marked_good,omitempty"`
+	MarkedBad      string    `json:"marked_bad,omitempty"`
 	// Outcome, Reason and Detail are set once the end is known.
 	Outcome transport.Outcome `json:"outcome,omitempty"`
 	Reason  transport.Reason  `json:"reason,omitempty"`
@@ -187,6 +232,7 @@ func (j *journal) clone() *journal {
 	}
 	c.Refused = append([]string(nil), j.Refused...)
 	c.Junk = append([]string(nil), j.Junk...)
+	c.Attempts = append([]attempts(nil), j.Attempts...)
 	return &c
 }
 

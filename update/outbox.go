@@ -42,20 +42,24 @@ func (o *outbox) path(id string) string {
 func (o *outbox) add(r *transport.ReportRequest) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	b, err := json.Marshal(r)
+	waiting, err := o.list()
 	if err != nil {
 		return err
 	}
-	queued, err := o.list()
+	seq := uint64(1)
+	if n := len(waiting); n > 0 {
+		seq = waiting[n-1].Seq + 1
+	}
+	b, err := json.Marshal(queued{Seq: seq, Report: *r})
 	if err != nil {
 		return err
 	}
-	if len(queued) >= maxOutbox {
+	if len(waiting) >= maxOutbox {
 		// Never let reports fill the disk of a terminal that is offline for
 		// months: drop the oldest refusal (they repeat), else the oldest.
-		drop := queued[0]
-		for _, q := range queued {
-			if q.report.Outcome == transport.OutcomeRefused {
+		drop := waiting[0]
+		for _, q := range waiting {
+			if q.Report.Outcome == transport.OutcomeRefused {
 				drop = q
 				break
 			}
@@ -65,14 +69,16 @@ func (o *outbox) add(r *transport.ReportRequest) error {
 	return durable.WriteFile(o.fs, o.path(r.ID), b, 0o600)
 }
 
+// queued is a report in the outbox, numbered in the order it was queued.
 type queued struct {
+	Seq    uint64                  `json:"seq"`
+	Report transport.ReportRequest `json:"report"`
 	path   string
-	report transport.ReportRequest
 }
 
-// list reads the queued reports, oldest first. A file that does not read
-// as a report (a torn write cannot happen, but a corrupt disk can) is
-// dropped.
+// list reads the queued reports, in the order they were queued. A file
+// that does not read as one (a torn write cannot happen, but a corrupt
+// disk can) is dropped.
 func (o *outbox) list() ([]queued, error) {
 	entries, err := o.fs.ReadDir(o.dir)
 	if err != nil {
@@ -85,19 +91,20 @@ func (o *outbox) list() ([]queued, error) {
 		}
 		path := filepath.Join(o.dir, e.Name())
 		b, err := durable.ReadFile(o.fs, path, transport.MaxRequestSize, transport.ErrTooLarge)
-		var r transport.ReportRequest
+		var q queued
 		if err == nil {
-			err = jsonwire.Unmarshal(b, &r)
+			err = jsonwire.Unmarshal(b, &q)
 		}
 		if err != nil {
 			o.log.Warn("update: dropping unreadable report", "file", e.Name(), "err", err)
 			o.fs.Remove(path)
 			continue
 		}
-		out = append(out, queued{path: path, report: r})
+		q.path = path
+		out = append(out, q)
 	}
 	slices.SortFunc(out, func(a, b queued) int {
-		return cmp.Or(a.report.At.Compare(b.report.At), strings.Compare(a.report.ID, b.report.ID))
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), strings.Compare(a.Report.ID, b.Report.ID))
 	})
 	return out, nil
 }
@@ -113,15 +120,15 @@ func (o *outbox) flush(ctx context.Context, src Source) error {
 	}
 	sent := 0
 	for _, q := range reports {
-		if _, err := src.Report(ctx, &q.report); err != nil {
+		if _, err := src.Report(ctx, &q.Report); err != nil {
 			if errors.Is(err, transport.ErrBadRequest) || errors.Is(err, transport.ErrTooLarge) {
 				// The server will never accept it: keeping it would block
 				// every later report.
-				o.log.Warn("update: server refused report, dropping it", "id", q.report.ID, "err", err)
+				o.log.Warn("update: server refused report, dropping it", "id", q.Report.ID, "err", err)
 				o.fs.Remove(q.path)
 				continue
 			}
-			return fmt.Errorf("update: sending report %s: %w", q.report.ID, err)
+			return fmt.Errorf("update: sending report %s: %w", q.Report.ID, err)
 		}
 		if err := o.fs.Remove(q.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err

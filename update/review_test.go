@@ -153,13 +153,14 @@ func TestJunkCannotEvictAFailedRelease(t *testing.T) {
 	bad := f.release("1.1.0", 20_000)
 	f.publish(bad)
 	a := f.agent(func(c *update.Config) {
+		c.MaxAttempts = 1
 		c.Checks = []verify.Check{{Name: "sign-in", Run: func(context.Context) error { return errors.New("refused") }}}
 	})
 	if res := mustUpdate(t, a); res.Outcome != transport.OutcomeRolledBack {
 		t.Fatal(res)
 	}
 	src := &offering{Source: f.client}
-	a2 := f.agent(func(c *update.Config) { c.Source = src })
+	a2 := f.agent(func(c *update.Config) { c.Source = src; c.MaxAttempts = 1 })
 	for round := 0; round < 10; round++ {
 		src.offers = nil
 		for i := 0; i < 7; i++ {

@@ -1,0 +1,291 @@
+package update_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update"
+)
+
+// migration appends a line to the data file: not idempotent on purpose,
+// so running it twice on the same data would show.
+func migration(f *fixture, runs *atomic.Int32, fail error) update.Migration {
+	return update.Migration{Name: "journal-v2", Run: func(ctx context.Context, a *update.Artifact) error {
+		runs.Add(1)
+		p := filepath.Join(f.data, "journal.db")
+		old, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, append(old, "schema=2\n"...), 0o644); err != nil {
+			return err
+		}
+		return fail
+	}}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Run("run after install", func(t *testing.T) {
+		f := newFixture(t)
+		before := readFile(t, filepath.Join(f.data, "journal.db"))
+		f.publish(f.release("1.1.0", 20_000))
+		var runs atomic.Int32
+		var states []update.State
+		a := f.agent(func(c *update.Config) {
+			c.Migrations = []update.Migration{migration(f, &runs, nil)}
+			c.Observe = func(s update.Status) { states = append(states, s.State) }
+		})
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatal(res)
+		}
+		if got := readFile(t, filepath.Join(f.data, "journal.db")); got != "migrated "+before+"schema=2\n" {
+			t.Errorf("data %q", got)
+		}
+		if !strings.Contains(strings.Join(stateNames(states), " "), "installing migrating verifying") {
+			t.Errorf("states %v", states)
+		}
+	})
+	t.Run("a failed migration rolls back and the backup undoes it", func(t *testing.T) {
+		f := newFixture(t)
+		before := readFile(t, filepath.Join(f.data, "journal.db"))
+		f.publish(f.release("1.1.0", 20_000))
+		var runs atomic.Int32
+		a := f.agent(func(c *update.Config) {
+			c.Migrations = []update.Migration{migration(f, &runs, errors.New("column exists"))}
+		})
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonMigration {
+			t.Fatalf("%+v, want rolled back for migration", res)
+		}
+		if got := readFile(t, filepath.Join(f.data, "journal.db")); got != before {
+			t.Errorf("data %q, want %q restored", got, before)
+		}
+		if !bytes.Equal(f.inst.bytes(), []byte("factory")) {
+			t.Error("old version not back")
+		}
+	})
+	t.Run("interrupted, restored before running again", func(t *testing.T) {
+		f := newFixture(t)
+		before := readFile(t, filepath.Join(f.data, "journal.db"))
+		f.publish(f.release("1.1.0", 20_000))
+		var runs atomic.Int32
+		ctx, cancel := context.WithCancel(context.Background())
+		cut := update.Migration{Name: "cut", Run: func(ctx context.Context, a *update.Artifact) error {
+			if runs.Load() == 1 {
+				cancel() // the power goes out after the first migration ran
+				return ctx.Err()
+			}
+			return nil
+		}}
+		cfg := f.config(func(c *update.Config) { c.Migrations = []update.Migration{migration(f, &runs, nil), cut} })
+		a, _ := update.New(cfg)
+		if _, err := a.Update(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		a2, _ := update.New(cfg)
+		if res := mustUpdate(t, a2); res.Outcome != transport.OutcomeCommitted {
+			t.Fatal(res)
+		}
+		// The backup was restored before the migrations ran again: the
+		// migration ran once on the data, and the fake installer's own
+		// change to it (installers must leave data to migrations) is gone.
+		if got := readFile(t, filepath.Join(f.data, "journal.db")); got != before+"schema=2\n" {
+			t.Errorf("data %q: the migration did not run exactly once on the original data", got)
+		}
+	})
+	t.Run("need backups", func(t *testing.T) {
+		f := newFixture(t)
+		var runs atomic.Int32
+		if _, err := update.New(f.config(func(c *update.Config) {
+			c.Backups = nil
+			c.Migrations = []update.Migration{migration(f, &runs, nil)}
+		})); err == nil {
+			t.Error("migrations without backups accepted")
+		}
+	})
+}
+
+type beats struct{ n atomic.Int32 }
+
+func (b *beats) Count() int { return int(b.n.Load()) }
+
+func TestProbation(t *testing.T) {
+	t.Run("heartbeats and time", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		b := &beats{}
+		a := f.agent(func(c *update.Config) {
+			c.Probation = update.Probation{Beats: 2, For: time.Hour}
+			c.Beats = b
+		})
+		res := mustUpdate(t, a)
+		if res.Waiting == nil || res.Waiting.Stage != update.StageProbation || res.State != update.StateProbation {
+			t.Fatalf("%+v, want waiting on probation", res)
+		}
+		if st := a.Status(); !strings.Contains(st.Waiting, "0 of 2 heartbeats") {
+			t.Errorf("waiting %q", st.Waiting)
+		}
+		b.n.Add(2)
+		if res = mustUpdate(t, a); res.Waiting == nil || !strings.Contains(res.Waiting.Reason, "of 1h0m0s") {
+			t.Fatalf("%+v, want still waiting for the hour", res)
+		}
+		f.advance(time.Hour)
+		if res = mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v, want committed", res)
+		}
+	})
+	t.Run("marked good", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		a := f.agent(func(c *update.Config) { c.Probation = update.Probation{UntilMarkedGood: true} })
+		if err := a.MarkGood(context.Background()); !errors.Is(err, update.ErrNotOnProbation) {
+			t.Errorf("MarkGood with nothing installed: %v", err)
+		}
+		if res := mustUpdate(t, a); res.Waiting == nil {
+			t.Fatal(res)
+		}
+		if err := a.MarkGood(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v, want committed once marked good", res)
+		}
+	})
+	t.Run("marked bad", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		a := f.agent(func(c *update.Config) { c.Probation = update.Probation{UntilMarkedGood: true} })
+		mustUpdate(t, a)
+		if err := a.MarkBad(context.Background(), "first sale declined: card reader lost"); err != nil {
+			t.Fatal(err)
+		}
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeRolledBack || !strings.Contains(res.Err.Error(), "card reader") {
+			t.Fatalf("%+v, want rolled back with the reason", res)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		a := f.agent(func(c *update.Config) {
+			c.Probation = update.Probation{UntilMarkedGood: true, Deadline: 24 * time.Hour}
+		})
+		mustUpdate(t, a)
+		f.advance(25 * time.Hour)
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonHealth {
+			t.Fatalf("%+v, want rolled back past the deadline", res)
+		}
+	})
+	t.Run("restarts count, heartbeats carry over", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		b := &beats{}
+		cfg := f.config(func(c *update.Config) {
+			c.Probation = update.Probation{Beats: 3}
+			c.Beats = b
+			c.StepAttempts = 2
+		})
+		a, _ := update.New(cfg)
+		mustUpdate(t, a)
+		b.n.Add(2)
+		mustUpdate(t, a) // two beats counted and journaled
+		// The terminal restarts: its counter starts again from zero.
+		b.n.Store(0)
+		a, _ = update.New(cfg)
+		b.n.Add(1)
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("after a restart and a third beat: %+v, want committed", res)
+		}
+	})
+	t.Run("too many restarts roll back", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		cfg := f.config(func(c *update.Config) {
+			c.Probation = update.Probation{UntilMarkedGood: true}
+			c.StepAttempts = 2
+		})
+		a, _ := update.New(cfg)
+		mustUpdate(t, a)
+		var res update.Result
+		for boot := 0; boot < 3; boot++ {
+			a, _ = update.New(cfg)
+			res = mustUpdate(t, a)
+		}
+		if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonBoot {
+			t.Fatalf("%+v, want rolled back for too many restarts", res)
+		}
+	})
+}
+
+// bootInstaller takes effect at a reboot; running says which version the
+// terminal booted.
+type bootInstaller struct {
+	*fakeInstaller
+	mu      sync.Mutex
+	running string
+}
+
+func (b *bootInstaller) Install(ctx context.Context, a *update.Artifact) error {
+	if err := b.fakeInstaller.Install(ctx, a); err != nil {
+		return err
+	}
+	return update.ErrRebootRequired
+}
+
+func (b *bootInstaller) Running(ctx context.Context, component string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.running, nil
+}
+
+func TestRebootingInstaller(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		booted  string // what the bootloader ran after the reboot
+		outcome transport.Outcome
+		reason  transport.Reason
+	}{
+		{"boots the new version", "1.1.0", transport.OutcomeCommitted, transport.ReasonOK},
+		{"falls back to the old", "1.0.0", transport.OutcomeRolledBack, transport.ReasonBoot},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.publish(f.release("1.1.0", 20_000))
+			inst := &bootInstaller{fakeInstaller: f.inst, running: "1.0.0"}
+			cfg := f.config(func(c *update.Config) { c.Installer = inst })
+			a, _ := update.New(cfg)
+			res := mustUpdate(t, a)
+			if !res.RebootRequired || res.State != update.StateVerifying {
+				t.Fatalf("%+v, want a reboot asked for, in verifying", res)
+			}
+			inst.running = tt.booted
+			a, _ = update.New(cfg) // after the reboot
+			res = mustUpdate(t, a)
+			if res.Outcome != tt.outcome || res.Reason != tt.reason {
+				t.Fatalf("%+v, want %s/%s", res, tt.outcome, tt.reason)
+			}
+		})
+	}
+	t.Run("Reboot is called", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		rebooted := 0
+		a := f.agent(func(c *update.Config) {
+			c.Installer = &bootInstaller{fakeInstaller: f.inst, running: "1.0.0"}
+			c.Reboot = func(ctx context.Context) error { rebooted++; return nil }
+		})
+		mustUpdate(t, a)
+		if rebooted != 1 {
+			t.Errorf("Reboot called %d times", rebooted)
+		}
+	})
+}
