@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/upkeephq/upkeep/durable"
+	"github.com/upkeephq/upkeep/durable/durabletest"
 	"github.com/upkeephq/upkeep/examples/internal/terminal"
 	"github.com/upkeephq/upkeep/heartbeat"
 	"github.com/upkeephq/upkeep/transport"
@@ -47,6 +48,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.terminals, "terminals", 20, "number of terminals")
 	flag.IntVar(&o.failing, "fail", 7, "the terminal whose sign-in check fails (0 for none)")
+	flag.IntVar(&o.powercut, "powercut", 13, "the terminal whose power is cut mid-install (0 for none)")
 	flag.Int64Var(&o.size, "size", 8<<20, "firmware size in bytes")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	flag.BoolVar(&o.verbose, "v", false, "log what the server and agents do")
@@ -59,11 +61,11 @@ func main() {
 }
 
 type options struct {
-	terminals, failing int
-	size               int64
-	timeout            time.Duration
-	verbose            bool
-	dir                string
+	terminals, failing, powercut int
+	size                         int64
+	timeout                      time.Duration
+	verbose                      bool
+	dir                          string
 }
 
 const (
@@ -78,13 +80,40 @@ const (
 type sim struct {
 	name     string
 	fail     bool
+	fs       durable.FS // where its files are
 	dir      string
 	data     string            // the data directory backed up before install
 	original map[string][]byte // the data as it was before the update
+	opts     terminal.Options
 	term     *terminal.Terminal
 	mu       sync.Mutex
 	state    update.State
 	ended    time.Duration
+	// crash is the filesystem of the terminal whose power is cut: it holds
+	// in memory what a real disk would, and forgets what was not synced.
+	crash  *durabletest.CrashFS
+	armed  bool
+	events *events
+}
+
+// events are the moments worth a line of their own.
+type events struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (e *events) add(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lines = append(e.lines, fmt.Sprintf(format, args...))
+}
+
+func (e *events) take() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l := e.lines
+	e.lines = nil
+	return l
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -159,46 +188,61 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "  server     %s, release published\n", base)
 
 	// The terminals.
+	ev := &events{}
 	sims := make([]*sim, o.terminals)
 	for i := range sims {
-		s := &sim{name: fmt.Sprintf("T%02d", i+1), fail: i+1 == o.failing, dir: filepath.Join(dir, fmt.Sprintf("t%02d", i+1))}
+		s := &sim{name: fmt.Sprintf("T%02d", i+1), fail: i+1 == o.failing, fs: durable.OS{},
+			dir: filepath.Join(dir, fmt.Sprintf("t%02d", i+1)), events: ev}
+		if i+1 == o.powercut {
+			// This terminal's disk is a CrashFS: its power can be cut.
+			s.crash = durabletest.NewCrashFS(uint64(i + 1))
+			s.fs, s.dir = s.crash, fmt.Sprintf("/t%02d", i+1)
+		}
 		s.data = filepath.Join(s.dir, "data")
 		if err := s.setUp(i, oldFW); err != nil {
 			return err
 		}
-		s.term, err = terminal.Open(ctx, terminal.Options{
+		s.opts = terminal.Options{
 			Server: base, Keys: ring, Enrollment: enrollment, Serial: fmt.Sprintf("SN%08d", 1000+i), Model: model,
-			StateDir: filepath.Join(s.dir, "state"), Component: component, Version: fromV,
+			StateDir: filepath.Join(s.dir, "state"), FS: s.fs, Component: component, Version: fromV,
 			InstallPath: filepath.Join(s.dir, "firmware.bin"), DataDir: s.data, MinBeats: 2,
 			Checks:  s.checks(),
-			Install: s.migrate,
+			Migrate: s.migrate,
 			Heartbeat: heartbeat.Config{Interval: time.Second, MinInterval: 200 * time.Millisecond,
 				InitialDelay: 300 * time.Millisecond},
 			Observe: func(st update.Status) { s.observe(st, start) },
 			Logger:  logger,
-		})
+		}
+		s.term, err = terminal.Open(ctx, s.opts)
 		if err != nil {
 			return err
 		}
 		sims[i] = s
 	}
-	failNote := ""
+	var notes []string
 	if o.failing > 0 && o.failing <= o.terminals {
-		failNote = fmt.Sprintf(" (%s's sign-in check will fail)", sims[o.failing-1].name)
+		notes = append(notes, sims[o.failing-1].name+"'s sign-in check will fail")
 	}
-	fmt.Fprintf(out, "  terminals  %d registered at %s, each with its own state directory%s\n\n", o.terminals, fromV, failNote)
+	if o.powercut > 0 && o.powercut <= o.terminals {
+		notes = append(notes, sims[o.powercut-1].name+" will lose power while installing")
+	}
+	fmt.Fprintf(out, "  terminals  %d registered at %s, each with its own state directory\n", o.terminals, fromV)
+	for _, n := range notes {
+		fmt.Fprintf(out, "             %s\n", n)
+	}
+	fmt.Fprintln(out)
 
 	runCtx, stop := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)
 	for _, s := range sims {
 		g.Go(func() error {
-			if err := s.term.Run(gctx); !errors.Is(err, context.Canceled) {
+			if err := s.run(gctx, start); !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			return nil
 		})
 	}
-	waitErr := progress(ctx, out, sims, srv, start)
+	waitErr := progress(ctx, out, sims, srv, start, ev)
 	stop()
 	if err := g.Wait(); err != nil {
 		return err
@@ -211,10 +255,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 // progress prints the count of terminals in each state as it changes, until
 // every terminal has ended and the server has every report.
-func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Server, start time.Time) error {
+func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Server, start time.Time, ev *events) error {
 	order := []update.State{update.StateIdle, update.StateGated, update.StateDownloading, update.StateDownloaded,
-		update.StateBackingUp, update.StateInstalling, update.StateVerifying, update.StateRollingBack,
-		update.StateCommitted, update.StateRolledBack}
+		update.StateBackingUp, update.StateInstalling, update.StateMigrating, update.StateVerifying,
+		update.StateCommitting, update.StateRollingBack, update.StateCommitted, update.StateRolledBack}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	last := ""
@@ -234,6 +278,9 @@ func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Serve
 			if counts[st] > 0 {
 				parts = append(parts, fmt.Sprintf("%s %d", st, counts[st]))
 			}
+		}
+		for _, e := range ev.take() {
+			fmt.Fprintf(out, "  [%5.2fs] %s\n", time.Since(start).Seconds(), e)
 		}
 		if line := strings.Join(parts, " · "); line != last {
 			fmt.Fprintf(out, "  [%5.2fs] %s\n", time.Since(start).Seconds(), line)
@@ -260,7 +307,56 @@ func reported(srv *server.Server, n int) bool {
 	return got == n
 }
 
+// run runs the terminal until ctx is done. The terminal whose power is
+// cut is started again, as after a reboot, on what its disk kept.
+func (s *sim) run(ctx context.Context, start time.Time) error {
+	for {
+		if s.crash == nil {
+			return s.term.Run(ctx)
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.term.Run(runCtx) }()
+		tick := time.NewTicker(10 * time.Millisecond)
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case <-tick.C:
+				if s.crash.Crashed() {
+					cancel() // the processor stops with the power
+				}
+			}
+		}
+		tick.Stop()
+		cancel()
+		if !s.crash.Crashed() {
+			return err
+		}
+		at := ""
+		for _, op := range s.crash.Trace() { // "#161 write /t13/..." then "#161 crash after write"
+			if n, rest, ok := strings.Cut(strings.TrimPrefix(op, "#"), " "); ok && !strings.HasPrefix(rest, "crash") {
+				at = fmt.Sprintf("operation %s: %s", n, rest)
+			}
+		}
+		s.events.add("%s: power cut while installing, at %s; everything not synced is lost", s.name, at)
+		s.crash.Restart(durabletest.LoseUnsynced)
+		if s.term, err = terminal.Open(ctx, s.opts); err != nil {
+			return err
+		}
+		s.events.add("%s: power back; the agent resumes from its journal in state %s", s.name, s.term.Agent.Status().State)
+	}
+}
+
 func (s *sim) observe(st update.Status, start time.Time) {
+	if s.crash != nil && st.State == update.StateInstalling && !s.armed {
+		// Cut the power a few operations into the install: while the old
+		// firmware is kept aside or the new one written.
+		s.armed = true
+		s.crash.CrashAfter(12)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -289,11 +385,11 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 	}
 	fmt.Fprintf(out, "\n  %-8s  %-5s  %-5s  %-11s  %-13s  %6s  %s\n", "TERMINAL", "FROM", "TO", "OUTCOME", "REASON", "TIME", "DATA")
 	var problems []string
-	committed, rolledBack := 0, 0
+	committed, rolledBack, recovered := 0, 0, 0
 	for _, s := range sims {
 		st := s.term.Agent.Status()
-		fw, _ := os.ReadFile(filepath.Join(s.dir, "firmware.bin"))
-		data, err := snapshot(s.data)
+		fw, _ := durable.ReadFile(s.fs, filepath.Join(s.dir, "firmware.bin"), 1<<30, errTooLarge)
+		data, err := snapshot(s.fs, s.data)
 		if err != nil {
 			return err
 		}
@@ -309,6 +405,9 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 			outcome, reason = st.Last.Outcome, st.Last.Reason
 		}
 		dataNote := "migrated"
+		if s.crash != nil {
+			dataNote = "migrated; power cut mid-install, recovered"
+		}
 		if s.fail {
 			dataNote = "restored byte for byte"
 			switch {
@@ -333,6 +432,9 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 				problems = append(problems, fmt.Sprintf("%s: data not migrated", s.name))
 			default:
 				committed++
+				if s.crash != nil {
+					recovered++
+				}
 			}
 		}
 		if t, ok := byID[s.term.DeviceID]; !ok || t.LastResult == nil || t.LastResult.Outcome != outcome {
@@ -353,7 +455,12 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 		}
 		return fmt.Errorf("%d terminals did not end as they should", len(problems))
 	}
-	fmt.Fprintf(out, "  PASS: %d committed on %s; %d rolled back to %s with data restored byte for byte\n", committed, toV, rolledBack, fromV)
+	through := ""
+	if recovered > 0 {
+		through = fmt.Sprintf(" (%d through a power cut mid-install)", recovered)
+	}
+	fmt.Fprintf(out, "  PASS: %d committed on %s%s; %d rolled back to %s with data restored byte for byte\n",
+		committed, toV, through, rolledBack, fromV)
 	return nil
 }
 
@@ -369,34 +476,38 @@ func (s *sim) setUp(i int, fw []byte) error {
 	}
 	for name, b := range files {
 		p := filepath.Join(s.data, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := durable.MkdirAll(s.fs, filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
+		if err := durable.WriteFile(s.fs, p, b, 0o644); err != nil {
 			return err
 		}
 	}
 	s.original = files
-	return os.WriteFile(filepath.Join(s.dir, "firmware.bin"), fw, 0o755)
+	if err := durable.WriteFile(s.fs, filepath.Join(s.dir, "firmware.bin"), fw, 0o755); err != nil {
+		return err
+	}
+	if s.crash != nil {
+		s.crash.Persist() // the factory image is on the disk for good
+	}
+	return nil
 }
 
 // migrate is the new version's data migration: it rewrites the journal in
 // a new schema and adds an index. A rollback must undo it.
 func (s *sim) migrate(ctx context.Context, a *update.Artifact) error {
 	db := filepath.Join(s.data, "transactions.db")
-	b, err := os.ReadFile(db)
+	b, err := durable.ReadFile(s.fs, db, 1<<30, errTooLarge)
 	if err != nil {
 		return err
 	}
-	if bytes.HasPrefix(b, []byte("schema=2\n")) {
-		return nil // already migrated: installs must be idempotent
-	}
-	// Each file is replaced atomically: a power cut mid-migration leaves the
-	// old file or the new, never a torn one that looks migrated.
-	if err := durable.WriteFile(durable.OS{}, filepath.Join(s.data, "esign", "index.v2"), []byte("000123\n000124\n"), 0o644); err != nil {
+	// Each file is replaced atomically. The agent restores the backup
+	// before running migrations again after a power cut, so they always
+	// start from the old schema.
+	if err := durable.WriteFile(s.fs, filepath.Join(s.data, "esign", "index.v2"), []byte("000123\n000124\n"), 0o644); err != nil {
 		return err
 	}
-	return durable.WriteFile(durable.OS{}, db, append([]byte("schema=2\n"), b...), 0o644)
+	return durable.WriteFile(s.fs, db, append([]byte("schema=2\n"), b...), 0o644)
 }
 
 // checks are run after the install: the firmware starts, sign-in (签到)
@@ -405,7 +516,7 @@ func (s *sim) migrate(ctx context.Context, a *update.Artifact) error {
 func (s *sim) checks() []verify.Check {
 	return []verify.Check{
 		{Name: "firmware-starts", Timeout: 5 * time.Second, Run: func(ctx context.Context) error {
-			b, err := os.ReadFile(filepath.Join(s.dir, "firmware.bin"))
+			b, err := durable.ReadFile(s.fs, filepath.Join(s.dir, "firmware.bin"), 1<<30, errTooLarge)
 			if err != nil {
 				return err
 			}
@@ -441,22 +552,36 @@ func randomBytes(r *rand.Rand, n int) []byte {
 	return b
 }
 
-func snapshot(dir string) (map[string][]byte, error) {
+// snapshot reads every file under dir.
+func snapshot(fsys durable.FS, dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
+	var walk func(string) error
+	walk = func(d string) error {
+		entries, err := fsys.ReadDir(d)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = b
+		for _, e := range entries {
+			p := filepath.Join(d, e.Name())
+			if e.IsDir() {
+				if err := walk(p); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := durable.ReadFile(fsys, p, 1<<30, errTooLarge)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			files[filepath.ToSlash(rel)] = b
+		}
 		return nil
-	})
-	return files, err
+	}
+	return files, walk(dir)
 }
+
+var errTooLarge = errors.New("demo: file too large")
 
 func sameData(a, b map[string][]byte) bool {
 	if len(a) != len(b) {

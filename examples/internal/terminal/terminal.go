@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -41,6 +40,9 @@ type Options struct {
 	Hardware   string
 	// StateDir holds the agent's state and the terminal's identity.
 	StateDir string
+	// FS is the filesystem everything above is on; nil means durable.OS.
+	// The demo gives one terminal a durabletest.CrashFS to cut its power.
+	FS durable.FS
 	// Component and Version are what is installed at the factory.
 	Component string
 	Version   string
@@ -50,8 +52,9 @@ type Options struct {
 	DataDir string
 	// Checks run after each install.
 	Checks []verify.Check
-	// Install, if set, runs after the file is replaced (a data migration).
-	Install func(ctx context.Context, a *update.Artifact) error
+	// Migrate, if set, migrates the data after the install; a rollback
+	// undoes it by restoring the backup.
+	Migrate func(ctx context.Context, a *update.Artifact) error
 	// MinBeats is how many heartbeats since boot the terminal waits for
 	// before it updates (the domain's "two heartbeats").
 	MinBeats int
@@ -82,14 +85,15 @@ type identity struct {
 // agent. A terminal whose state directory survived a restart (or a power
 // cut) keeps its identity and resumes any update in progress.
 func Open(ctx context.Context, o Options) (*Terminal, error) {
-	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+	o.FS = durable.Or(o.FS)
+	if err := durable.MkdirAll(o.FS, o.StateDir, 0o700); err != nil {
 		return nil, err
 	}
 	client, err := httptransport.New(httptransport.Config{BaseURL: o.Server, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
-	id, err := loadIdentity(o.StateDir)
+	id, err := loadIdentity(o.FS, o.StateDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		resp, rerr := client.Register(ctx, &transport.RegisterRequest{
 			Enrollment: o.Enrollment, Serial: o.Serial, Model: o.Model, HardwareRevision: o.Hardware,
@@ -100,7 +104,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		}
 		id = identity{DeviceID: resp.DeviceID, Token: resp.Token}
 		b, _ := json.Marshal(id)
-		if err := durable.WriteFile(durable.OS{}, filepath.Join(o.StateDir, "identity.json"), b, 0o600); err != nil {
+		if err := durable.WriteFile(o.FS, filepath.Join(o.StateDir, "identity.json"), b, 0o600); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
@@ -115,29 +119,32 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		if err != nil {
 			return nil, err
 		}
-		h, err := backup.NewFiles("pos-data", data)
+		h, err := backup.NewFilesOn(o.FS, "pos-data", data)
 		if err != nil {
 			return nil, err
 		}
 		hooks = append(hooks, h)
 	}
-	var inst update.Installer = &fileinstall.Installer{Path: o.InstallPath}
-	if o.Install != nil {
-		inst = &migrating{Installer: &fileinstall.Installer{Path: o.InstallPath}, migrate: o.Install}
+	var inst update.Installer = &fileinstall.Installer{Path: o.InstallPath, FS: o.FS}
+	var migrations []update.Migration
+	if o.Migrate != nil {
+		migrations = []update.Migration{{Name: "data", Run: o.Migrate}}
 	}
 	t.Agent, err = update.New(update.Config{
-		Source:    client,
-		Keys:      o.Keys,
-		Installer: inst,
-		StateDir:  filepath.Join(o.StateDir, "agent"),
-		Device:    update.Device{Model: o.Model, HardwareRevision: o.Hardware},
-		Installed: map[string]string{o.Component: o.Version},
-		Backups:   hooks,
-		Checks:    o.Checks,
-		Gate:      t.bootGate,
-		Observe:   o.Observe,
-		Progress:  o.Progress,
-		Logger:    o.Logger,
+		Source:     client,
+		Keys:       o.Keys,
+		Installer:  inst,
+		StateDir:   filepath.Join(o.StateDir, "agent"),
+		FS:         o.FS,
+		Device:     update.Device{Model: o.Model, HardwareRevision: o.Hardware},
+		Installed:  map[string]string{o.Component: o.Version},
+		Backups:    hooks,
+		Migrations: migrations,
+		Checks:     o.Checks,
+		Gate:       t.bootGate,
+		Observe:    o.Observe,
+		Progress:   o.Progress,
+		Logger:     o.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -170,35 +177,13 @@ func (t *Terminal) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// migrating runs a data migration after the file install; on rollback the
-// backup restore undoes it.
-type migrating struct {
-	update.Installer
-	migrate func(ctx context.Context, a *update.Artifact) error
-}
-
-func (m *migrating) Install(ctx context.Context, a *update.Artifact) error {
-	if err := m.Installer.Install(ctx, a); err != nil {
-		return err
-	}
-	return m.migrate(ctx, a)
-}
-
-func (m *migrating) Commit(ctx context.Context, a *update.Artifact) error {
-	if c, ok := m.Installer.(update.Committer); ok {
-		return c.Commit(ctx, a)
-	}
-	return nil
-}
-
-func loadIdentity(dir string) (identity, error) {
-	f, err := os.Open(filepath.Join(dir, "identity.json"))
+func loadIdentity(fsys durable.FS, dir string) (identity, error) {
+	b, err := durable.ReadFile(fsys, filepath.Join(dir, "identity.json"), 4096, errors.New("too large"))
 	if err != nil {
 		return identity{}, err
 	}
-	defer f.Close()
 	var id identity
-	if err := jsonwire.Decode(f, 4096, &id); err != nil {
+	if err := jsonwire.Unmarshal(b, &id); err != nil {
 		return identity{}, fmt.Errorf("identity.json: %w", err)
 	}
 	return id, nil
