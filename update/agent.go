@@ -900,6 +900,10 @@ func (a *Agent) backup(ctx context.Context, u *inflight) (string, error) {
 	if err := a.store.Verify(ctx, snap.ID); err != nil {
 		return "", err
 	}
+	// Make room before installing, never at the cost of this snapshot.
+	if err := a.store.Prune(snap.ID); err != nil {
+		a.log.Warn("update: pruning backups", "err", err)
+	}
 	return snap.ID, nil
 }
 

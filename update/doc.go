@@ -2,9 +2,9 @@
 // that takes one release at a time from offer to commit, or back.
 //
 //	idle → offered → gated → downloading → downloaded → backing-up →
-//	installing → verifying → committing → committed
-//	    │            │
-//	    └────────────┴→ rolling-back → rolled-back
+//	installing → migrating → verifying → probation → committing → committed
+//	    │            │           │           │
+//	    └────────────┴───────────┴───────────┴→ rolling-back → rolled-back
 //	(refused before installing: → failed)
 //
 // Each transition is written to a journal in the state directory (temp
@@ -17,6 +17,10 @@
 //     fetching only the chunks that are missing or wrong on disk;
 //   - installing and verifying run again from the start (installers are
 //     idempotent), at most Config.StepAttempts times, then roll back;
+//   - migrating restores the backup and runs the migrations again, so they
+//     always start from the old data;
+//   - probation counts the restart against StepAttempts and keeps waiting
+//     for its heartbeats, its time or [Agent.MarkGood];
 //   - committing (the checks passed) only goes forward;
 //   - rolling-back runs again until it succeeds, reported as needing
 //     attention meanwhile.
@@ -24,7 +28,15 @@
 // Downloads need no journal of their own: what is on disk is verified
 // chunk by chunk against the signed manifest before it is trusted. Network
 // and server failures never give a release up; the agent retries with
-// backoff until the release expires.
+// backoff until the release expires. A release rolled back
+// Config.MaxAttempts times is given up and reported.
+//
+// All of it is written through a durable.FS. The package's crash suite
+// (TestPowerCuts) runs the agent, a file installer, backups and a
+// migration on a durabletest.CrashFS and cuts the power at every
+// filesystem operation of an update, checking that the terminal always
+// ends wholly on the new version or wholly on the old one with its data
+// byte for byte, and that the server hears of it exactly once.
 //
 // The vendor supplies the platform parts through small interfaces and
 // functions in [Config]: the [Source] (a transport.Client), the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/verify"
 )
 
 // migration appends a line to the data file: not idempotent on purpose,
@@ -288,4 +289,50 @@ func TestRebootingInstaller(t *testing.T) {
 			t.Errorf("Reboot called %d times", rebooted)
 		}
 	})
+}
+
+// TestRetentionKeepsTheSnapshotInUse: with room for one snapshot, the one
+// the install depends on survives pruning and restores the data.
+func TestRetentionKeepsTheSnapshotInUse(t *testing.T) {
+	f := newFixture(t)
+	before := readFile(t, filepath.Join(f.data, "journal.db"))
+	for _, v := range []string{"1.1.0", "1.2.0"} {
+		f.publish(f.release(v, 20_000))
+	}
+	fail := false
+	a := f.agent(func(c *update.Config) {
+		c.KeepBackups = 1
+		c.MaxAttempts = 1
+		c.Checks = []verify.Check{{Name: "sign-in", Run: func(context.Context) error {
+			if fail {
+				return errors.New("refused")
+			}
+			return nil
+		}}}
+	})
+	if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted || res.To != "1.2.0" {
+		t.Fatalf("first update: %+v", res)
+	}
+	migrated := readFile(t, filepath.Join(f.data, "journal.db"))
+	if migrated == before {
+		t.Fatal("the first update did not change the data")
+	}
+	f.publish(f.release("1.3.0", 20_000))
+	fail = true
+	if res := mustUpdate(t, a); res.Outcome != transport.OutcomeRolledBack {
+		t.Fatalf("second update: %+v", res)
+	}
+	if got := readFile(t, filepath.Join(f.data, "journal.db")); got != migrated {
+		t.Errorf("data after the rollback = %q, want what the second update backed up", got)
+	}
+	entries, _ := os.ReadDir(filepath.Join(f.state, "backups"))
+	snaps := 0
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			snaps++
+		}
+	}
+	if snaps > 1 {
+		t.Errorf("%d snapshots kept, want at most 1", snaps)
+	}
 }
