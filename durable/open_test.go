@@ -9,6 +9,8 @@ import (
 	"testing"
 )
 
+var errBig = errors.New("too big")
+
 func TestReadFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, []byte("12345"), 0o600)

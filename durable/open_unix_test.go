@@ -68,5 +68,3 @@ func closeIf(f File) {
 		f.Close()
 	}
 }
-
-var errBig = errors.New("too big")
