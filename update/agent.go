@@ -53,6 +53,9 @@ type Agent struct {
 	started       State
 	probationSeen bool
 	probationBase int
+	// bootChecked is the update whose running version this process has
+	// asked the Booter about.
+	bootChecked string
 
 	nudge chan struct{}
 }
@@ -177,13 +180,19 @@ func (a *Agent) CheckNow() {
 // returns ctx.Err(). It waits CheckInterval between checks (jittered), less
 // when the server or a gate says when to ask again, backs off after
 // failures, and checks at once after [Agent.CheckNow]. Every wait lies
-// between [MinWait] and [MaxWait].
+// between [MinWait] and [MaxWait]. If an install needs a reboot and
+// Config.Reboot is nil, Run returns an error matching [ErrRebootRequired]:
+// the caller reboots, and the update resumes after.
 func (a *Agent) Run(ctx context.Context) error {
 	failures := 0
 	for {
 		res, err := a.Update(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if res.RebootRequired {
+			// Nothing more can happen on this boot: the install waits for it.
+			return fmt.Errorf("%w for %s", ErrRebootRequired, res.Release)
 		}
 		wait := a.cfg.CheckInterval
 		switch {
@@ -321,7 +330,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 	m, err := a.cfg.Keys.Open(offer.Bundle, a.cfg.Now())
 	if err != nil {
 		// Unverified: nothing in it can be believed, not even its name.
-		r, err := a.refuseOffer(ctx, func(j *journal) { j.Junk = remember(j.Junk, bundleHash, maxJunk) }, "unverified", "", err)
+		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Junk = remember(j.Junk, bundleHash, maxJunk) }, "unverified", "", err)
 		return false, r, err
 	}
 	err = release.Compatible(a.device(), release.FromManifest(m, ""))
@@ -342,7 +351,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 		return false, Result{State: StateIdle, Release: m.ID()}, nil
 	}
 	if err != nil {
-		r, err := a.refuseOffer(ctx, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, err)
+		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, err)
 		return false, r, err
 	}
 	if err := durable.WriteFile(a.fs, a.bundlePath(bundleHash), offer.Bundle, 0o600); err != nil {
@@ -363,11 +372,13 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 // refuseOffer reports an offer refused before it was accepted and records
 // the refusal with remember. If the report cannot be queued, nothing is
 // recorded: the offer is refused, and reported, again next pass.
-func (a *Agent) refuseOffer(ctx context.Context, remember func(*journal), id, to string, cause error) (Result, error) {
+func (a *Agent) refuseOffer(ctx context.Context, bundleHash string, remember func(*journal), id, to string, cause error) (Result, error) {
 	reason := reasonOf(cause)
 	a.log.Warn("update: release refused", "release", id, "reason", reason, "err", cause)
+	// The ID comes from the bundle: refused again after a power cut, it is
+	// the same report.
 	rep := &transport.ReportRequest{
-		ID: newID() + "-" + string(transport.OutcomeRefused), Release: id, To: to, Phase: string(StateOffered),
+		ID: bundleHash + "-" + string(transport.OutcomeRefused), Release: id, To: to, Phase: string(StateOffered),
 		Outcome: transport.OutcomeRefused, Reason: reason, Detail: detail(cause), At: a.cfg.Now(),
 	}
 	res := Result{State: StateIdle, Release: id, To: to, Outcome: transport.OutcomeRefused, Reason: reason, Err: cause}
@@ -410,6 +421,17 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			// firmware may trust other roots).
 			a.log.Error("update: stored bundle unreadable; going on from the journal", "release", u.Release, "err", err)
 			m = u.manifest()
+		}
+		switch u.State {
+		case StateMigrating, StateVerifying, StateProbation, StateCommitting:
+			// After every start, before anything runs on the new version:
+			// is it the one running? A bootloader may have fallen back.
+			if ok, err := a.checkBoot(ctx, u); err != nil || !ok {
+				if err != nil {
+					return res, err
+				}
+				continue
+			}
 		}
 		switch u.State {
 		case StateOffered, StateGated:
@@ -572,21 +594,6 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				}
 				continue
 			}
-			if b, ok := a.cfg.Installer.(Booter); ok {
-				running, err := b.Running(ctx, u.Component)
-				if err == nil && running != u.To {
-					err = fmt.Errorf("the terminal runs %s %q, not %s: the new version did not boot", u.Component, running, u.To)
-				}
-				if err != nil {
-					if ctx.Err() != nil {
-						return res, ctx.Err()
-					}
-					if err := a.rollBack(u, transport.ReasonBoot, err); err != nil {
-						return res, err
-					}
-					continue
-				}
-			}
 			results, err := verify.RunChecks(ctx, a.cfg.Checks)
 			if err != nil {
 				return res, err // ctx done: the checks run again on resume
@@ -601,15 +608,14 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				a.probationSeen, a.probationBase = true, a.beats()
 				err = a.setState(StateProbation, func(v *inflight) { v.ProbationStart = a.cfg.Now() })
 			} else {
-				// The checks passed: from here the only way is forward.
-				err = a.setState(StateCommitting, nil)
+				err = a.toCommitting(u)
 			}
 			if err != nil {
 				return res, err
 			}
 
 		case StateProbation:
-			wait, err := a.probation(u)
+			wait, err := a.probation(ctx, u)
 			if err != nil {
 				return res, err
 			}
@@ -694,6 +700,49 @@ func (a *Agent) interrupted(u *inflight) error {
 	return fmt.Errorf("update: %s was interrupted %d times; not trying again", u.State, u.StepRuns)
 }
 
+// checkBoot asks a Booter, once per process for each update, whether the
+// new version is the one running. It returns false, having journaled a
+// rollback, if it is not.
+func (a *Agent) checkBoot(ctx context.Context, u *inflight) (bool, error) {
+	b, ok := a.cfg.Installer.(Booter)
+	if !ok || a.bootChecked == u.ID {
+		return true, nil
+	}
+	running, err := b.Running(ctx, u.Component)
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err == nil && running != u.To {
+		err = fmt.Errorf("the terminal runs %s %q, not %s: the new version did not boot", u.Component, running, u.To)
+	}
+	if err != nil {
+		return false, a.rollBack(u, transport.ReasonBoot, err)
+	}
+	a.bootChecked = u.ID
+	return true, nil
+}
+
+// toCommitting moves a healthy update to committing, from where the only
+// way is forward, unless it was marked bad meanwhile: the verdict and the
+// move are decided in one journal write, so a MarkBad cannot be lost.
+func (a *Agent) toCommitting(u *inflight) error {
+	var bad string
+	err := a.update(func(j *journal) {
+		v := j.Update
+		if bad = v.MarkedBad; bad != "" {
+			v.Reason, v.Detail, v.FailedIn = transport.ReasonHealth, "marked bad: "+bad, v.State
+			v.State, v.StepRuns, v.Outcome = StateRollingBack, 0, transport.OutcomeRolledBack
+			return
+		}
+		v.State, v.StepRuns = StateCommitting, 0
+	})
+	if bad != "" {
+		a.cause = fmt.Errorf("marked bad: %s", bad)
+		a.log.Warn("update: rolling back", "release", u.Release, "reason", "marked bad: "+bad)
+	}
+	return err
+}
+
 // migrate runs the migrations. Unless this is their first run for the
 // update, the backup is restored first, so that a run cut short by a power
 // cut is undone before they run again.
@@ -725,33 +774,52 @@ func (a *Agent) beats() int {
 }
 
 // probation decides the trial of an installed version: it returns nil
-// and moves on (to committing or rolling-back), or says why it waits.
-func (a *Agent) probation(u *inflight) (*NotNowError, error) {
+// and moves on (to committing or rolling-back), or says why it waits. A
+// restart on probation runs the health checks again; only restarts whose
+// checks never passed count against StepAttempts, so a terminal switched
+// off every night is not taken for a crashing one.
+func (a *Agent) probation(ctx context.Context, u *inflight) (*NotNowError, error) {
 	p := a.cfg.Probation
 	if u.MarkedBad != "" {
 		return nil, a.rollBack(u, transport.ReasonHealth, fmt.Errorf("marked bad on probation: %s", u.MarkedBad))
 	}
 	if !a.probationSeen {
-		// The first look in this process. If the journal was already here
-		// when the process began, the terminal restarted on probation:
-		// count it, as a boot, against StepAttempts.
 		a.probationSeen = true
+		a.probationBase = a.beats()
 		if a.started == StateProbation {
+			// Restarted on probation: this boot's beats all count.
 			a.probationBase = 0
 			again, err := a.startStep(u)
 			if err != nil {
 				return nil, err
 			}
 			if !again {
-				return nil, a.rollBack(u, transport.ReasonBoot, fmt.Errorf("restarted %d times on probation", u.StepRuns))
+				return nil, a.rollBack(u, transport.ReasonBoot,
+					fmt.Errorf("restarted %d times on probation without passing its checks", u.StepRuns))
+			}
+			results, err := verify.RunChecks(ctx, a.cfg.Checks)
+			if err != nil {
+				return nil, err
+			}
+			if err := results.Err(); err != nil {
+				return nil, a.rollBack(u, transport.ReasonHealth, err)
+			}
+			if err := a.update(func(j *journal) { j.Update.StepRuns = 0 }); err != nil {
+				return nil, err
 			}
 			u = a.current()
-		} else {
-			a.probationBase = a.beats()
 		}
 	}
 	now := a.cfg.Now()
 	elapsed := now.Sub(u.ProbationStart)
+	if elapsed < 0 {
+		// The clock went back (a terminal's clock is often reset): start
+		// the trial's time again rather than wait for a date long past.
+		if err := a.update(func(j *journal) { j.Update.ProbationStart = now }); err != nil {
+			return nil, err
+		}
+		elapsed = 0
+	}
 	beats := u.ProbationBeats + max(0, a.beats()-a.probationBase)
 	var missing []string
 	if beats < p.Beats {
@@ -764,7 +832,7 @@ func (a *Agent) probation(u *inflight) (*NotNowError, error) {
 		missing = append(missing, "waiting to be marked good")
 	}
 	if len(missing) == 0 {
-		return nil, a.setState(StateCommitting, nil)
+		return nil, a.toCommitting(u)
 	}
 	if p.Deadline > 0 && elapsed >= p.Deadline {
 		return nil, a.rollBack(u, transport.ReasonHealth,
@@ -927,6 +995,25 @@ func (a *Agent) rollBack(u *inflight, reason transport.Reason, cause error) erro
 // update stays in rolling-back, is reported as needing attention, and is
 // tried again on the next pass.
 func (a *Agent) rollBackNow(ctx context.Context, u *inflight, m *verify.Manifest) error {
+	if u.FailedIn == StateProbation && u.Snapshot != "" && u.Rescue == "" {
+		// The new version was in service: what it wrote (sales taken on
+		// probation) is kept in a snapshot of its own before the backup is
+		// restored over it, and the report says where.
+		snap, err := a.store.Create(ctx, u.Release+" rescue", a.cfg.Backups)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return a.attention(ctx, u, transport.ReasonRollbackFailed, fmt.Errorf("saving the data written on probation: %w", err))
+		}
+		if err := a.update(func(j *journal) {
+			j.Update.Rescue = snap.ID
+			j.Update.Detail += fmt.Sprintf("; data written on %s kept in backup snapshot %s", u.To, snap.ID)
+		}); err != nil {
+			return err
+		}
+		a.log.Warn("update: data written on probation kept before restoring the backup", "release", u.Release, "snapshot", snap.ID)
+	}
 	err := a.cfg.Installer.Rollback(ctx, a.artifactFor(u, m))
 	if err == nil && u.Snapshot != "" {
 		err = a.store.Restore(ctx, u.Snapshot, a.cfg.Backups)
@@ -951,7 +1038,9 @@ func (a *Agent) attention(ctx context.Context, u *inflight, reason transport.Rea
 		rep := a.reportFor(u, transport.OutcomeNeedsAttention, reason, cause)
 		rep.ID = u.ID + "-" + string(transport.OutcomeNeedsAttention) + "-" + string(u.State)
 		if err := a.box.add(rep); err != nil {
+			// Not counted: the next failure tries to report it again.
 			a.log.Error("update: cannot queue report", "err", err)
+			return fmt.Errorf("%w: %v", ErrNeedsAttention, cause)
 		}
 		a.flush(ctx)
 	}
@@ -983,9 +1072,10 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 	}
 	last := &transport.Result{Release: u.Release, Outcome: u.Outcome, Reason: u.Reason, At: rep.At}
 	key := releaseKey(u.Release, u.Digest)
-	// A refusal is the release's fault for good (a full disk may be
-	// cleared); a rollback may be tried again, MaxAttempts times in all.
-	refuse := u.Outcome == transport.OutcomeRefused && u.Reason != transport.ReasonDiskFull
+	// A refusal is the release's fault for good, unless the terminal was to
+	// blame (a full disk, a backup that failed); a rollback may be tried
+	// again, MaxAttempts times in all.
+	refuse := u.Outcome == transport.OutcomeRefused && u.Reason != transport.ReasonDiskFull && u.Reason != transport.ReasonBackup
 	exhausted := u.Outcome == transport.OutcomeRolledBack && u.Attempt >= a.cfg.MaxAttempts
 	if exhausted {
 		giveUp := &transport.ReportRequest{
@@ -1104,12 +1194,12 @@ func (a *Agent) setState(s State, mutate func(*inflight)) error {
 // makes it current: memory never runs ahead of the disk.
 func (a *Agent) update(change func(*journal)) error {
 	a.jmu.Lock()
-	defer a.jmu.Unlock()
 	a.mu.Lock()
 	next := a.j.clone()
 	a.mu.Unlock()
 	change(next)
 	if err := next.save(a.fs, a.cfg.StateDir); err != nil {
+		a.jmu.Unlock()
 		return err
 	}
 	a.mu.Lock()
@@ -1120,6 +1210,8 @@ func (a *Agent) update(change func(*journal)) error {
 		a.waiting = ""
 	}
 	a.mu.Unlock()
+	a.jmu.Unlock()
+	// Observe runs with no lock held: it may call MarkGood, or Status.
 	if a.cfg.Observe != nil && (stateOf(prev) != stateOf(next) || prev.Last != next.Last) {
 		a.cfg.Observe(a.Status())
 	}

@@ -37,7 +37,11 @@ type Artifact struct {
 
 // Installer does the platform's part: an A/B slot switch, a package
 // manager, a file swap. Both methods must be idempotent: after a power cut
-// the agent calls the one that was running again, from the start.
+// the agent calls the one that was running again, from the start. Install
+// must not reboot the terminal itself: it returns [ErrRebootRequired] and
+// the agent reboots once the next step is journaled (a reboot inside
+// Install would run Install again on the new slot). Install must leave the
+// data that Backups cover to Migrations.
 type Installer interface {
 	// Install puts the artifact in place of the installed version.
 	Install(ctx context.Context, a *Artifact) error
@@ -82,14 +86,18 @@ type Migration struct {
 
 // Probation keeps a new version on trial after its health checks passed:
 // it is committed only once every condition set holds, and rolled back if
-// the terminal restarts too often meanwhile (StepAttempts), if
-// [Agent.MarkBad] is called, or if Deadline passes first. The zero
-// Probation commits at once.
+// [Agent.MarkBad] is called, if Deadline passes first, or if the terminal
+// restarts StepAttempts times in a row without the checks passing again.
+// A rollback from probation first keeps the data the new version wrote
+// (sales taken meanwhile) in a snapshot of its own, named in the report,
+// since restoring the backup replaces it. The zero Probation commits at
+// once.
 type Probation struct {
 	// Beats is how many successful heartbeats the new version must see,
 	// counted from Config.Beats, across reboots.
 	Beats int
-	// For is how long the new version must have been installed.
+	// For is how long the new version must run on probation, from when
+	// its checks first passed.
 	For time.Duration
 	// UntilMarkedGood waits for [Agent.MarkGood]: after the first
 	// successful sign-in, or the first sale.
@@ -190,8 +198,9 @@ type Config struct {
 	// Beats counts heartbeats, for Probation.Beats.
 	Beats Counter
 	// Reboot reboots the terminal when an Installer returns
-	// ErrRebootRequired. Nil means Update returns a Result with
-	// RebootRequired set, and the caller reboots.
+	// ErrRebootRequired; it should not return on success. Nil means Update
+	// returns a Result with RebootRequired set and Run returns
+	// ErrRebootRequired: the caller reboots.
 	Reboot func(ctx context.Context) error
 	// MaxAttempts is how many times a release may be installed and rolled
 	// back before the agent stops taking it (and reports
@@ -223,7 +232,8 @@ type Config struct {
 	Progress func(Progress)
 	// Observe, if set, is called with the agent's status after every
 	// journaled state change (for a screen that says "updating, do not
-	// power off"). It runs on the updating goroutine and must not block.
+	// power off"), on the goroutine that made the change (usually the one
+	// running Update), with no lock held. It must not block for long.
 	Observe func(Status)
 	// NewHash returns the hash for chunks; nil means verify.NewHash.
 	NewHash func() hash.Hash

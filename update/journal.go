@@ -144,8 +144,10 @@ type inflight struct {
 	To          string           `json:"to"`
 	Floor       string           `json:"floor,omitempty"` // the release's, adopted on commit
 	Accepted    time.Time        `json:"accepted"`
-	// Snapshot is the backup taken before installing.
+	// Snapshot is the backup taken before installing; Rescue, the one
+	// taken of the new version's data before a rollback from probation.
 	Snapshot string `json:"snapshot,omitempty"`
+	Rescue   string `json:"rescue,omitempty"`
 	// StepRuns counts the starts of the current state's step (backup,
 	// install, checks); it is journaled before each start so that a step
 	// that keeps killing the terminal is given up, not retried forever.

@@ -91,6 +91,9 @@ func (o *outbox) list() ([]queued, error) {
 		}
 		path := filepath.Join(o.dir, e.Name())
 		b, err := durable.ReadFile(o.fs, path, transport.MaxRequestSize, transport.ErrTooLarge)
+		if err != nil && !errors.Is(err, transport.ErrTooLarge) && !errors.Is(err, durable.ErrNotRegular) {
+			return nil, err // the disk, not the report: try again later
+		}
 		var q queued
 		if err == nil {
 			err = jsonwire.Unmarshal(b, &q)

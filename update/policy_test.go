@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upkeephq/upkeep/backup"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update"
 	"github.com/upkeephq/upkeep/verify"
@@ -207,7 +208,43 @@ func TestProbation(t *testing.T) {
 			t.Fatalf("after a restart and a third beat: %+v, want committed", res)
 		}
 	})
-	t.Run("too many restarts roll back", func(t *testing.T) {
+	t.Run("a crash loop rolls back", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		crash := false
+		var cancel context.CancelFunc
+		cfg := f.config(func(c *update.Config) {
+			c.Probation = update.Probation{UntilMarkedGood: true}
+			c.StepAttempts = 2
+			c.Checks = []verify.Check{{Name: "starts", Run: func(ctx context.Context) error {
+				if crash {
+					cancel() // the new version takes the terminal down
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				return nil
+			}}}
+		})
+		a, _ := update.New(cfg)
+		mustUpdate(t, a) // on probation
+		crash = true
+		for boot := 0; boot < 2; boot++ {
+			var ctx context.Context
+			ctx, cancel = context.WithCancel(context.Background())
+			a, _ = update.New(cfg)
+			_, err := a.Update(ctx)
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("boot %d: %v", boot, err)
+			}
+		}
+		a, _ = update.New(cfg)
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonBoot {
+			t.Fatalf("%+v, want rolled back for restarting without passing its checks", res)
+		}
+	})
+	t.Run("healthy restarts do not count", func(t *testing.T) {
 		f := newFixture(t)
 		f.publish(f.release("1.1.0", 20_000))
 		cfg := f.config(func(c *update.Config) {
@@ -216,13 +253,80 @@ func TestProbation(t *testing.T) {
 		})
 		a, _ := update.New(cfg)
 		mustUpdate(t, a)
-		var res update.Result
-		for boot := 0; boot < 3; boot++ {
+		for night := 0; night < 5; night++ { // switched off every night
 			a, _ = update.New(cfg)
-			res = mustUpdate(t, a)
+			if res := mustUpdate(t, a); res.State != update.StateProbation || res.Outcome != "" {
+				t.Fatalf("night %d: %+v, want still on probation", night, res)
+			}
 		}
-		if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonBoot {
-			t.Fatalf("%+v, want rolled back for too many restarts", res)
+		a.MarkGood(context.Background())
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v", res)
+		}
+	})
+	t.Run("a rollback keeps what the new version wrote", func(t *testing.T) {
+		f := newFixture(t)
+		before := readFile(t, filepath.Join(f.data, "journal.db"))
+		f.publish(f.release("1.1.0", 20_000))
+		a := f.agent(func(c *update.Config) { c.Probation = update.Probation{UntilMarkedGood: true} })
+		mustUpdate(t, a)
+		// A sale taken on the new version, then the verdict.
+		sale := readFile(t, filepath.Join(f.data, "journal.db")) + "sale 0042 12.50\n"
+		writeFile(t, filepath.Join(f.data, "journal.db"), sale)
+		a.MarkBad(context.Background(), "card reader lost")
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeRolledBack {
+			t.Fatal(res)
+		}
+		if got := readFile(t, filepath.Join(f.data, "journal.db")); got != before {
+			t.Errorf("data after rollback %q, want the backup", got)
+		}
+		reps := f.srv.Reports()
+		if len(reps) != 1 || !strings.Contains(reps[0].Detail, "kept in backup snapshot") {
+			t.Fatalf("report %+v does not say where the probation data is", reps)
+		}
+		// A person can get the sale back from the snapshot the report names.
+		id := reps[0].Detail[strings.LastIndex(reps[0].Detail, " ")+1:]
+		store, err := backup.OpenStore(filepath.Join(f.state, "backups"), backup.StoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hook, _ := backup.NewFiles("pos-data", f.data)
+		if err := store.Restore(context.Background(), id, []backup.Hook{hook}); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(f.data, "journal.db")); got != sale {
+			t.Errorf("rescue snapshot %s holds %q, want the sale", id, got)
+		}
+	})
+	t.Run("MarkBad is never lost", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		var a *update.Agent
+		a = f.agent(func(c *update.Config) {
+			// The verdict arrives while the agent decides: inside a check.
+			c.Checks = []verify.Check{{Name: "sale", Run: func(ctx context.Context) error {
+				return a.MarkBad(ctx, "declined")
+			}}}
+		})
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeRolledBack {
+			t.Fatalf("%+v, want rolled back: MarkBad was called before the commit", res)
+		}
+	})
+	t.Run("the clock going back", func(t *testing.T) {
+		f := newFixture(t)
+		f.publish(f.release("1.1.0", 20_000))
+		a := f.agent(func(c *update.Config) { c.Probation = update.Probation{For: time.Hour} })
+		mustUpdate(t, a)
+		f.advance(-365 * 24 * time.Hour) // the RTC lost its battery
+		res := mustUpdate(t, a)
+		if res.Waiting == nil || strings.Contains(res.Waiting.Reason, "-") {
+			t.Fatalf("%+v", res)
+		}
+		f.advance(time.Hour)
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v, want committed an hour after the clock settled", res)
 		}
 	})
 }
@@ -334,5 +438,78 @@ func TestRetentionKeepsTheSnapshotInUse(t *testing.T) {
 	}
 	if snaps > 1 {
 		t.Errorf("%d snapshots kept, want at most 1", snaps)
+	}
+}
+
+// TestBooterAskedAfterEveryRestart: a bootloader that falls back to the old
+// slot while the new version is on probation is noticed at the next start,
+// before anything is committed.
+func TestBooterAskedAfterEveryRestart(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 20_000))
+	inst := &bootInstaller{fakeInstaller: f.inst, running: "1.0.0"}
+	cfg := f.config(func(c *update.Config) {
+		c.Installer = inst
+		c.Probation = update.Probation{UntilMarkedGood: true}
+	})
+	a, _ := update.New(cfg)
+	mustUpdate(t, a) // installed, reboot asked for
+	inst.running = "1.1.0"
+	a, _ = update.New(cfg)
+	if res := mustUpdate(t, a); res.State != update.StateProbation {
+		t.Fatalf("%+v, want on probation", res)
+	}
+	inst.running = "1.0.0" // a reboot on probation fell back
+	a, _ = update.New(cfg)
+	a.MarkGood(context.Background())
+	res := mustUpdate(t, a)
+	if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonBoot {
+		t.Fatalf("%+v, want rolled back: the terminal runs the old version", res)
+	}
+}
+
+func TestRunStopsForAReboot(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 20_000))
+	a := f.agent(func(c *update.Config) { c.Installer = &bootInstaller{fakeInstaller: f.inst, running: "1.0.0"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); !errors.Is(err, update.ErrRebootRequired) {
+		t.Fatalf("Run = %v, want ErrRebootRequired", err)
+	}
+	if st := a.Status(); st.State != update.StateVerifying {
+		t.Errorf("state %s, want verifying, resumed after the reboot", st.State)
+	}
+}
+
+// TestObserveMayActOnTheAgent: Observe runs with no lock held, so a screen
+// that vouches for the new version from it does not deadlock.
+func TestObserveMayActOnTheAgent(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 20_000))
+	var a *update.Agent
+	a = f.agent(func(c *update.Config) {
+		c.Probation = update.Probation{UntilMarkedGood: true}
+		c.Observe = func(s update.Status) {
+			if s.State == update.StateProbation {
+				a.MarkGood(context.Background())
+			}
+		}
+	})
+	done := make(chan update.Result, 1)
+	go func() {
+		res, _ := a.Update(context.Background())
+		if res.Outcome == "" {
+			res, _ = a.Update(context.Background())
+		}
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v", res)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("deadlocked")
 	}
 }

@@ -378,7 +378,11 @@ func (s *Server) Report(ctx context.Context, deviceID string, req *transport.Rep
 	if len(d.history) > maxHistory {
 		d.history = d.history[len(d.history)-maxHistory:]
 	}
-	d.last = &transport.Result{Release: req.Release, Outcome: req.Outcome, Reason: req.Reason, At: req.At}
+	if req.Reason != transport.ReasonAttempts {
+		// "Attempts exhausted" follows the last attempt's own report: a
+		// notice, not a newer result.
+		d.last = &transport.Result{Release: req.Release, Outcome: req.Outcome, Reason: req.Reason, At: req.At}
+	}
 	if req.Outcome == transport.OutcomeCommitted {
 		s.committed(d, req.Release)
 	}
