@@ -63,7 +63,15 @@ func (in *Installer) Install(ctx context.Context, a *update.Artifact) error {
 	}
 	prev, absent := in.prev(a), in.absent(a)
 	fsys := in.fs()
-	if !exists(fsys, prev) && !exists(fsys, absent) {
+	havePrev, err := exists(fsys, prev)
+	if err != nil {
+		return err
+	}
+	haveAbsent, err := exists(fsys, absent)
+	if err != nil {
+		return err
+	}
+	if !havePrev && !haveAbsent {
 		// First call for this artifact: keep what is there now.
 		switch _, err := fsys.Lstat(in.Path); {
 		case err == nil:
@@ -92,14 +100,25 @@ func (in *Installer) Install(ctx context.Context, a *update.Artifact) error {
 // file if there was none. Called again, or without a prior Install, it
 // changes nothing.
 func (in *Installer) Rollback(ctx context.Context, a *update.Artifact) error {
+	if err := in.dropLeftovers(a); err != nil {
+		return err
+	}
 	fsys := in.fs()
 	prev, absent := in.prev(a), in.absent(a)
+	havePrev, err := exists(fsys, prev)
+	if err != nil {
+		return err
+	}
+	haveAbsent, err := exists(fsys, absent)
+	if err != nil {
+		return err
+	}
 	switch {
-	case exists(fsys, prev):
+	case havePrev:
 		if err := durable.Rename(fsys, prev, in.Path); err != nil {
 			return fmt.Errorf("fileinstall: restoring %s: %w", in.Path, err)
 		}
-	case exists(fsys, absent):
+	case haveAbsent:
 		// The installed file goes first: a power cut in between leaves the
 		// marker, and Rollback is called again.
 		if err := durable.Remove(fsys, in.Path); err != nil {
@@ -124,7 +143,8 @@ func (in *Installer) Commit(ctx context.Context, a *update.Artifact) error {
 }
 
 // dropLeftovers removes what an earlier update left behind for another
-// artifact (a Commit cut short by a power cut).
+// artifact (a Commit cut short by a power cut), and the temporary copies a
+// power cut left in the middle of a copy: each may be a whole artifact.
 func (in *Installer) dropLeftovers(a *update.Artifact) error {
 	dir, base := filepath.Split(in.Path)
 	if dir == "" {
@@ -138,7 +158,10 @@ func (in *Installer) dropLeftovers(a *update.Artifact) error {
 	keep := map[string]bool{filepath.Base(in.prev(a)): true, filepath.Base(in.absent(a)): true}
 	for _, e := range entries {
 		n := e.Name()
-		if keep[n] || !(strings.HasPrefix(n, base+".prev-") || strings.HasPrefix(n, base+".absent-")) {
+		ours := strings.HasPrefix(n, base+".prev-") || strings.HasPrefix(n, base+".absent-")
+		// durable.Write's temporaries: ".app.bin.tmp-…", ".app.bin.prev-….tmp-…".
+		tmp := strings.HasPrefix(n, "."+base+".") && strings.Contains(n, ".tmp-")
+		if keep[n] || !ours && !tmp {
 			continue
 		}
 		if err := fsys.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -180,7 +203,15 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func exists(fsys durable.FS, path string) bool {
+// exists reports whether path exists; only "does not exist" is a no, any
+// other error (an I/O error) is returned, never taken for absence.
+func exists(fsys durable.FS, path string) (bool, error) {
 	_, err := fsys.Lstat(path)
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("fileinstall: %w", err)
 }
