@@ -25,20 +25,35 @@ var ErrCrashed = errors.New("durabletest: the power is off")
 type Loss int
 
 const (
-	// LoseUnsynced forgets everything not synced: file data written since
-	// the file's last Sync, and entries created, renamed or removed in a
-	// directory since its last SyncDir. This is all POSIX promises.
+	// LoseUnsynced forgets everything not synced: file data and modes
+	// changed since the file's last Sync, and entries created, renamed or
+	// removed in a directory, and the directory's own mode, since its last
+	// SyncDir. This is all POSIX promises.
 	LoseUnsynced Loss = iota
 	// LoseSome keeps, for each file and each directory independently, a
 	// random prefix of the operations since its last sync, the last of
 	// them possibly torn (a write cut partway). Real disks often keep
 	// more than they promise; code must be right either way.
 	LoseSome
+	// LoseAny is the write-back of a disk cut mid-flight. For each file
+	// with unsynced changes, every unsynced write, split into 4 KiB pieces
+	// on page boundaries of the file, survives or not independently of
+	// the others (so a later write can survive where an earlier one did
+	// not), every unsynced truncate survives or not, and the file's size
+	// ends up anywhere from its synced size to its size at the crash. A
+	// byte no surviving write covered reads as it was synced, or as zero
+	// past the synced end. Its mode keeps a random prefix of its unsynced
+	// chmods. Directories keep a random prefix of their unsynced changes,
+	// as under LoseSome.
+	LoseAny
 )
 
 func (l Loss) String() string {
-	if l == LoseSome {
+	switch l {
+	case LoseSome:
 		return "lose-some"
+	case LoseAny:
+		return "lose-any"
 	}
 	return "lose-unsynced"
 }
@@ -47,14 +62,44 @@ func (l Loss) String() string {
 // are slash-separated; relative ones are taken from the root "/".
 //
 // Writes go to memory and are durable only once synced: a file's content
-// and mode by File.Sync, a directory's entries by SyncDir (or Sync on the
-// directory opened as a file). [CrashFS.CrashAfter] arms a power cut at a
-// coming mutating operation (every write, truncate, sync, create, rename,
-// remove, mkdir, chmod and symlink is one), which happens either just
+// and mode by File.Sync, a directory's entries and mode by SyncDir (or
+// Sync on the directory opened as a file). [CrashFS.CrashAfter] arms a
+// power cut at a coming mutating operation, which happens either just
 // before or just after that operation; from then on every operation fails
-// with [ErrCrashed]. [CrashFS.Restart] brings the power back: what was
-// not synced is lost as the [Loss] says, and files opened before the
-// crash stay dead.
+// with [ErrCrashed]. [CrashFS.Restart] brings the power back: what was not
+// synced is lost as the [Loss] says, and files opened before the crash
+// stay dead.
+//
+// The mutating operations, the only crash points, are: every write,
+// truncate (File.Truncate, and OpenFile with O_TRUNC of a non-empty file),
+// sync (File.Sync, SyncDir), create (OpenFile creating a file), mkdir,
+// rename, remove, chmod and symlink. Reads, Seek, Stat, Lstat, ReadDir,
+// Readlink, Close and an OpenFile that neither creates nor truncates
+// change nothing and are not crash points (they still fail while the
+// power is off).
+//
+// A rename within one directory is one change to it, never half done. A
+// rename from one directory to another is two independent changes, the
+// new name added to the new directory and the old one removed from the
+// old, each durable when its own directory is synced. A crash can so
+// leave both names (one file under two names, as a hard link) or, when
+// only the old directory was synced or under LoseSome and LoseAny, no
+// name at all. This is stricter than ext4 and other journaling
+// filesystems, which commit such a rename whole, but it is all POSIX
+// promises; it covers every outcome a journaling filesystem has, so code
+// that survives it survives those. Code that needs a moved file to
+// survive must sync both directories, the new one first (as
+// [durable.Rename] does).
+//
+// Symlinks resolve as the kernel resolves them: a relative target from
+// the directory that holds the link, and ".." from the directory the path
+// has reached, so "a/.." is the parent of wherever a leads, not the
+// directory holding a.
+//
+// A file's space counts against [CrashFS.SetCapacity] for as long as it
+// has a name or an open handle: removing (or renaming over) a file that
+// is still open frees its space only when its last handle is closed, as
+// on POSIX. A crash closes every handle.
 //
 // CrashFS is safe for concurrent use. All its randomness comes from the
 // seed given to [NewCrashFS], so a failure reproduces from its seed.
@@ -79,18 +124,23 @@ type node struct {
 	id    uint64
 	mode  fs.FileMode // type bits and permissions
 	mtime time.Time
+	// The mode as of the last sync (file or directory).
+	syncMode fs.FileMode
 	// A regular file's content now, as of its last sync, and the
 	// operations since.
-	data     []byte
-	synced   []byte
-	syncMode fs.FileMode
-	pending  []fileOp
+	data    []byte
+	synced  []byte
+	pending []fileOp
 	// A directory's entries now, as of its last sync, and the changes since.
 	entries  map[string]*node
 	dsynced  map[string]*node
 	dpending []dirOp
 	// A symlink's target.
 	target string
+	// How many directory entries name the node now, and how many handles
+	// have it open: its space is freed when both are zero.
+	nlink int
+	open  int
 }
 
 type fileOp struct {
@@ -101,18 +151,20 @@ type fileOp struct {
 	mode  fs.FileMode // chmod, when non-zero
 }
 
-// dirOp sets names to nodes (nil removes the name), all at once: a rename
-// within a directory is one operation, never half done.
+// dirOp is one change to a directory: it sets names to nodes (nil removes
+// the name), all at once, so that a rename within a directory is never
+// half done; or, when mode is non-zero, it changes the directory's mode.
 type dirOp struct {
 	names []string
 	nodes []*node
+	mode  fs.FileMode
 }
 
 const traceLen = 64
 
 // NewCrashFS returns an empty CrashFS whose root "/" is durable, drawing
 // its randomness (which side of an operation a crash falls on, what
-// LoseSome keeps) from seed.
+// LoseSome and LoseAny keep) from seed.
 func NewCrashFS(seed uint64) *CrashFS {
 	f := &CrashFS{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	f.root = f.newNode(fs.ModeDir | 0o755)
@@ -185,7 +237,7 @@ func (f *CrashFS) Persist() {
 	f.settle(f.root, map[*node]bool{}, func(n *node) {
 		n.synced, n.syncMode, n.pending = slices.Clone(n.data), n.mode, nil
 	}, func(n *node) {
-		n.dsynced, n.dpending = cloneEntries(n.entries), nil
+		n.dsynced, n.syncMode, n.dpending = cloneEntries(n.entries), n.mode, nil
 	})
 }
 
@@ -198,33 +250,80 @@ func (f *CrashFS) Restart(loss Loss) {
 	f.epoch++
 	f.crashed, f.after, f.crashAt = false, false, 0
 	f.record("restart (" + loss.String() + ")")
-	seen := map[*node]bool{}
-	var used int64
-	f.settle(f.root, seen, func(n *node) {
-		data, mode := slices.Clone(n.synced), n.syncMode
-		keep := 0
-		if loss == LoseSome {
-			keep = f.rng.IntN(len(n.pending) + 1)
-		}
-		for i, op := range n.pending[:keep] {
-			torn := i == keep-1 && op.write && len(op.data) > 1 && f.rng.IntN(4) == 0
-			data, mode = op.apply(data, mode, torn, f.rng)
+	f.settle(f.root, map[*node]bool{}, func(n *node) {
+		var data []byte
+		var mode fs.FileMode
+		if loss == LoseAny {
+			data, mode = f.loseAny(n)
+		} else {
+			data, mode = slices.Clone(n.synced), n.syncMode
+			keep := 0
+			if loss == LoseSome {
+				keep = f.rng.IntN(len(n.pending) + 1)
+			}
+			for i, op := range n.pending[:keep] {
+				torn := i == keep-1 && op.write && len(op.data) > 1 && f.rng.IntN(4) == 0
+				data, mode = op.apply(data, mode, torn, f.rng)
+			}
 		}
 		n.data, n.synced, n.mode, n.syncMode, n.pending = data, slices.Clone(data), mode, mode, nil
-		used += int64(len(data))
 	}, func(n *node) {
-		entries := cloneEntries(n.dsynced)
+		entries, mode := cloneEntries(n.dsynced), n.syncMode
 		keep := 0
-		if loss == LoseSome {
+		if loss != LoseUnsynced {
 			keep = f.rng.IntN(len(n.dpending) + 1)
 		}
 		for _, op := range n.dpending[:keep] {
-			op.apply(entries)
+			mode = op.apply(entries, mode)
 		}
-		n.entries, n.dsynced, n.dpending = entries, cloneEntries(entries), nil
+		n.entries, n.dsynced, n.mode, n.syncMode, n.dpending = entries, cloneEntries(entries), mode, mode, nil
 	})
-	f.used = used
+	f.recount()
 }
+
+// loseAny is what LoseAny leaves of a file: see [LoseAny].
+func (f *CrashFS) loseAny(n *node) ([]byte, fs.FileMode) {
+	data, mode := slices.Clone(n.synced), n.syncMode
+	var chmods []fs.FileMode
+	for _, op := range n.pending {
+		switch {
+		case op.write:
+			for off := op.off; off < op.off+int64(len(op.data)); {
+				end := min((off/pageSize+1)*pageSize, op.off+int64(len(op.data)))
+				if f.rng.IntN(2) == 0 {
+					data = writeAt(data, op.data[off-op.off:end-op.off], off)
+				}
+				off = end
+			}
+		case op.mode != 0:
+			chmods = append(chmods, op.mode)
+		default:
+			if f.rng.IntN(2) == 0 {
+				data = resize(data, op.size)
+			}
+		}
+	}
+	if keep := f.rng.IntN(len(chmods) + 1); keep > 0 {
+		mode = chmods[keep-1]
+	}
+	lo, hi := int64(len(n.synced)), int64(len(n.data))
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	var size int64
+	switch f.rng.IntN(4) { // the ends of the range, often, so they are met
+	case 0:
+		size = int64(len(n.synced))
+	case 1:
+		size = int64(len(n.data))
+	default:
+		size = lo + f.rng.Int64N(hi-lo+1)
+	}
+	return resize(data, size), mode
+}
+
+// pageSize is the unit in which LoseAny writes file data back.
+const pageSize = 4096
 
 // settle visits every node reachable after the directory settles: dir is
 // called on a directory before its entries are followed.
@@ -244,6 +343,35 @@ func (f *CrashFS) settle(n *node, seen map[*node]bool, file, dir func(*node)) {
 	}
 }
 
+// recount sets, after a restart, how many names each node has, that none
+// is open, and the space used.
+func (f *CrashFS) recount() {
+	var nodes []*node
+	seen := map[*node]bool{}
+	var walk func(n *node)
+	walk = func(n *node) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		nodes = append(nodes, n)
+		for _, c := range n.entries {
+			walk(c)
+		}
+	}
+	walk(f.root)
+	f.used = 0
+	for _, n := range nodes {
+		n.nlink, n.open = 0, 0
+		f.used += int64(len(n.data))
+	}
+	for _, n := range nodes {
+		for _, c := range n.entries {
+			c.nlink++
+		}
+	}
+}
+
 func (op fileOp) apply(data []byte, mode fs.FileMode, torn bool, rng *rand.Rand) ([]byte, fs.FileMode) {
 	switch {
 	case op.write:
@@ -258,7 +386,8 @@ func (op fileOp) apply(data []byte, mode fs.FileMode, torn bool, rng *rand.Rand)
 	return resize(data, op.size), mode
 }
 
-func (op dirOp) apply(entries map[string]*node) {
+// apply applies op to a directory's entries, and returns its mode after.
+func (op dirOp) apply(entries map[string]*node, mode fs.FileMode) fs.FileMode {
 	for i, name := range op.names {
 		if op.nodes[i] == nil {
 			delete(entries, name)
@@ -266,6 +395,10 @@ func (op dirOp) apply(entries map[string]*node) {
 			entries[name] = op.nodes[i]
 		}
 	}
+	if op.mode != 0 {
+		return op.mode
+	}
+	return mode
 }
 
 func writeAt(data, b []byte, off int64) []byte {
@@ -340,75 +473,152 @@ func (f *CrashFS) reading(op, name string) error {
 	return nil
 }
 
-// clean makes name absolute and clean.
+// clean makes name absolute and clean, for naming things (never for
+// resolving them: see walk).
 func clean(name string) string {
 	return path.Clean("/" + name)
 }
 
-// lookup resolves name to its node, following symlinks in every component
-// but the last unless follow.
+// maxLinks is how many symlinks one path may go through, as on Linux.
+const maxLinks = 40
+
+// lookup resolves name to its node (nil if it does not exist), following
+// symlinks in every component but the last unless follow.
 func (f *CrashFS) lookup(op, name string, follow bool) (*node, error) {
-	n, _, _, err := f.resolve(op, name, follow, 0)
-	return n, err
+	r, err := f.resolve(op, name, follow)
+	return r.n, err
 }
 
-// resolve returns the node at name (nil if the last component does not
-// exist), its parent directory and its base name.
-func (f *CrashFS) resolve(op, name string, follow bool, depth int) (n, parent *node, base string, err error) {
-	if depth > 40 {
-		return nil, nil, "", &fs.PathError{Op: op, Path: name, Err: syscall.ELOOP}
+// resolved is where a path leads.
+type resolved struct {
+	n *node // nil if the last component does not exist
+	// The directory holding the last component, and the directories from
+	// the root down to it.
+	parent *node
+	dirs   []*node
+	// The last component; "" when the path ends in ".", ".." or is the
+	// root: n is then a directory that no name of the path's own denotes.
+	base string
+}
+
+// resolve resolves name from the root.
+func (f *CrashFS) resolve(op, name string, follow bool) (resolved, error) {
+	links := 0
+	dirs, n, base, err := f.walk(op, name, []*node{f.root}, name, follow, &links)
+	if err != nil {
+		return resolved{}, err
 	}
-	p := clean(name)
-	if p == "/" {
-		return f.root, f.root, "/", nil
+	if base == "" {
+		dirs = dirs[:max(1, len(dirs)-1)] // n is dirs' last
 	}
-	parts := strings.Split(p[1:], "/")
-	dir := f.root
+	return resolved{n: n, parent: dirs[len(dirs)-1], dirs: dirs, base: base}, nil
+}
+
+// walk resolves p from the directory at the end of start, a chain of
+// directories from the root, component by component as the kernel does:
+// ".." goes up the chain actually walked, and a symlink is replaced by
+// the chain its target resolves to, a relative target being resolved
+// from the directory holding the link. It returns the chain down to the
+// directory holding the last component, the node that component names
+// (nil if none) and the component; or, when the last component is "." or
+// ".." (or p is "/"), the chain down to the directory reached, that
+// directory, and "".
+func (f *CrashFS) walk(op, name string, start []*node, p string, follow bool, links *int) ([]*node, *node, string, error) {
+	fail := func(err error) ([]*node, *node, string, error) {
+		return nil, nil, "", &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	dirs := slices.Clone(start)
+	if strings.HasPrefix(p, "/") {
+		dirs = []*node{f.root}
+	}
+	parts := strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+	// A trailing slash asks for a directory, following a final symlink.
+	trailing := len(parts) > 0 && strings.HasSuffix(p, "/")
+	follow = follow || trailing
+	if len(parts) == 0 {
+		return dirs, dirs[len(dirs)-1], "", nil
+	}
 	for i, part := range parts {
-		if !dir.mode.IsDir() {
-			return nil, nil, "", &fs.PathError{Op: op, Path: name, Err: syscall.ENOTDIR}
-		}
-		child := dir.entries[part]
 		last := i == len(parts)-1
+		switch part {
+		case ".":
+		case "..":
+			if len(dirs) > 1 {
+				dirs = dirs[:len(dirs)-1]
+			}
+		default:
+			child := dirs[len(dirs)-1].entries[part]
+			switch {
+			case last && (child == nil || child.mode&fs.ModeSymlink == 0 || !follow):
+				if trailing && child != nil && !child.mode.IsDir() {
+					return fail(syscall.ENOTDIR)
+				}
+				return dirs, child, part, nil
+			case child == nil:
+				return fail(fs.ErrNotExist)
+			case child.mode&fs.ModeSymlink != 0:
+				if *links++; *links > maxLinks {
+					return fail(syscall.ELOOP)
+				}
+				tdirs, tn, tbase, err := f.walk(op, name, dirs, child.target, true, links)
+				switch {
+				case err != nil:
+					return nil, nil, "", err
+				case last && trailing && tn != nil && !tn.mode.IsDir():
+					return fail(syscall.ENOTDIR)
+				case last:
+					return tdirs, tn, tbase, nil // tn may be nil: a dangling link
+				case tn == nil:
+					return fail(fs.ErrNotExist)
+				case !tn.mode.IsDir():
+					return fail(syscall.ENOTDIR)
+				case tbase != "":
+					tdirs = append(tdirs, tn)
+				}
+				dirs = tdirs
+			case !child.mode.IsDir():
+				return fail(syscall.ENOTDIR)
+			default:
+				dirs = append(dirs, child)
+			}
+		}
 		if last {
-			if child != nil && follow && child.mode&fs.ModeSymlink != 0 {
-				return f.resolve(op, f.linkTarget(parts[:i], child), true, depth+1)
-			}
-			return child, dir, part, nil
+			return dirs, dirs[len(dirs)-1], "", nil
 		}
-		if child == nil {
-			return nil, nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-		}
-		if child.mode&fs.ModeSymlink != 0 {
-			target, _, _, err := f.resolve(op, f.linkTarget(parts[:i], child), true, depth+1)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			if target == nil {
-				return nil, nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-			}
-			child = target
-		}
-		dir = child
 	}
 	panic("unreachable")
 }
 
-func (f *CrashFS) linkTarget(dirParts []string, link *node) string {
-	if strings.HasPrefix(link.target, "/") {
-		return link.target
-	}
-	return "/" + path.Join(append(slices.Clone(dirParts), link.target)...)
-}
-
 // setEntry changes one name in a directory, recording the change.
-func (dir *node) setEntry(name string, n *node) {
-	dir.change(dirOp{names: []string{name}, nodes: []*node{n}})
+func (f *CrashFS) setEntry(dir *node, name string, n *node) {
+	f.change(dir, dirOp{names: []string{name}, nodes: []*node{n}})
 }
 
-func (dir *node) change(op dirOp) {
-	op.apply(dir.entries)
+// change changes a directory now and records the change as pending,
+// freeing the space of files left with no name and no handle.
+func (f *CrashFS) change(dir *node, op dirOp) {
+	var dropped []*node
+	for i, name := range op.names {
+		if old := dir.entries[name]; old != nil {
+			old.nlink--
+			dropped = append(dropped, old)
+		}
+		if n := op.nodes[i]; n != nil {
+			n.nlink++
+		}
+	}
+	dir.mode = op.apply(dir.entries, dir.mode)
 	dir.dpending = append(dir.dpending, op)
+	for _, n := range dropped {
+		f.release(n)
+	}
+}
+
+// release frees a file's space once it has no name and no open handle.
+func (f *CrashFS) release(n *node) {
+	if n.nlink == 0 && n.open == 0 {
+		f.used -= int64(len(n.data))
+	}
 }
 
 // OpenFile opens a file as os.OpenFile does.
@@ -418,10 +628,11 @@ func (f *CrashFS) OpenFile(name string, flag int, perm fs.FileMode) (durable.Fil
 	if err := f.reading("open", name); err != nil {
 		return nil, err
 	}
-	n, parent, base, err := f.resolve("open", name, flag&(os.O_CREATE|os.O_EXCL) != os.O_CREATE|os.O_EXCL, 0)
+	r, err := f.resolve("open", name, flag&(os.O_CREATE|os.O_EXCL) != os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return nil, err
 	}
+	n := r.n
 	writable := flag&(os.O_WRONLY|os.O_RDWR) != 0
 	switch {
 	case n == nil && flag&os.O_CREATE == 0:
@@ -437,8 +648,7 @@ func (f *CrashFS) OpenFile(name string, flag int, perm fs.FileMode) (durable.Fil
 			return nil, err
 		}
 		n = f.newNode(perm.Perm())
-		n.syncMode = n.mode
-		parent.setEntry(base, n)
+		f.setEntry(r.parent, r.base, n)
 		f.end("create")
 	case flag&os.O_TRUNC != 0 && writable && len(n.data) > 0:
 		if err := f.begin("truncate", name); err != nil {
@@ -449,6 +659,7 @@ func (f *CrashFS) OpenFile(name string, flag int, perm fs.FileMode) (durable.Fil
 		n.pending = append(n.pending, fileOp{size: 0})
 		f.end("truncate")
 	}
+	n.open++
 	return &file{fs: f, n: n, name: name, flag: flag, epoch: f.epoch}, nil
 }
 
@@ -459,18 +670,18 @@ func (f *CrashFS) Mkdir(name string, perm fs.FileMode) error {
 	if err := f.reading("mkdir", name); err != nil {
 		return err
 	}
-	n, parent, base, err := f.resolve("mkdir", name, false, 0)
+	r, err := f.resolve("mkdir", name, false)
 	if err != nil {
 		return err
 	}
-	if n != nil {
+	if r.n != nil {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	}
 	if err := f.begin("mkdir", name); err != nil {
 		return err
 	}
 	defer f.end("mkdir")
-	parent.setEntry(base, f.newNode(fs.ModeDir|perm.Perm()))
+	f.setEntry(r.parent, r.base, f.newNode(fs.ModeDir|perm.Perm()))
 	return nil
 }
 
@@ -481,15 +692,18 @@ func (f *CrashFS) Remove(name string) error {
 	if err := f.reading("remove", name); err != nil {
 		return err
 	}
-	n, parent, base, err := f.resolve("remove", name, false, 0)
+	r, err := f.resolve("remove", name, false)
 	if err != nil {
 		return err
 	}
+	n := r.n
 	switch {
 	case n == nil:
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
 	case n == f.root:
 		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EBUSY}
+	case r.base == "":
+		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EINVAL}
 	case n.mode.IsDir() && len(n.entries) > 0:
 		return &fs.PathError{Op: "remove", Path: name, Err: syscall.ENOTEMPTY}
 	}
@@ -497,12 +711,13 @@ func (f *CrashFS) Remove(name string) error {
 		return err
 	}
 	defer f.end("remove")
-	parent.setEntry(base, nil)
-	f.used -= int64(len(n.data))
+	f.setEntry(r.parent, r.base, nil)
 	return nil
 }
 
-// Rename renames a file or directory, replacing what newpath names.
+// Rename renames a file or directory, replacing what newpath names. A
+// rename from one directory to another is two changes, one to each: see
+// [CrashFS].
 func (f *CrashFS) Rename(oldpath, newpath string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -510,30 +725,35 @@ func (f *CrashFS) Rename(oldpath, newpath string) error {
 	if f.crashed {
 		return lerr(ErrCrashed)
 	}
-	n, oldParent, oldBase, err := f.resolve("rename", oldpath, false, 0)
+	src, err := f.resolve("rename", oldpath, false)
 	if err != nil {
 		return err
 	}
+	n := src.n
 	if n == nil {
 		return lerr(fs.ErrNotExist)
 	}
-	dst, newParent, newBase, err := f.resolve("rename", newpath, false, 0)
+	dst, err := f.resolve("rename", newpath, false)
 	if err != nil {
 		return err
 	}
-	if dst == n {
-		return nil
-	}
-	if n.mode.IsDir() && strings.HasPrefix(clean(newpath)+"/", clean(oldpath)+"/") {
+	switch {
+	case n == f.root || dst.n == f.root:
+		return lerr(syscall.EBUSY)
+	case src.base == "" || dst.base == "":
 		return lerr(syscall.EINVAL)
+	case dst.n == n:
+		return nil
+	case n.mode.IsDir() && slices.Contains(dst.dirs, n):
+		return lerr(syscall.EINVAL) // into itself
 	}
-	if dst != nil {
+	if dst.n != nil {
 		switch {
-		case dst.mode.IsDir() && !n.mode.IsDir():
+		case dst.n.mode.IsDir() && !n.mode.IsDir():
 			return lerr(syscall.EISDIR)
-		case !dst.mode.IsDir() && n.mode.IsDir():
+		case !dst.n.mode.IsDir() && n.mode.IsDir():
 			return lerr(syscall.ENOTDIR)
-		case dst.mode.IsDir() && len(dst.entries) > 0:
+		case dst.n.mode.IsDir() && len(dst.n.entries) > 0:
 			return lerr(syscall.ENOTEMPTY)
 		}
 	}
@@ -541,14 +761,11 @@ func (f *CrashFS) Rename(oldpath, newpath string) error {
 		return err
 	}
 	defer f.end("rename")
-	if dst != nil {
-		f.used -= int64(len(dst.data))
-	}
-	if oldParent == newParent {
-		oldParent.change(dirOp{names: []string{oldBase, newBase}, nodes: []*node{nil, n}})
+	if src.parent == dst.parent {
+		f.change(src.parent, dirOp{names: []string{src.base, dst.base}, nodes: []*node{nil, n}})
 	} else {
-		newParent.setEntry(newBase, n)
-		oldParent.setEntry(oldBase, nil)
+		f.setEntry(dst.parent, dst.base, n)
+		f.setEntry(src.parent, src.base, nil)
 	}
 	return nil
 }
@@ -621,12 +838,13 @@ func (f *CrashFS) chmod(n *node, name string, mode fs.FileMode) error {
 		return err
 	}
 	defer f.end("chmod")
-	n.mode = n.mode.Type() | mode.Perm() | mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
-	if n.mode.IsRegular() {
-		n.pending = append(n.pending, fileOp{mode: n.mode})
-	} else {
-		n.syncMode = n.mode
+	m := n.mode.Type() | mode.Perm() | mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	if n.mode.IsDir() {
+		f.change(n, dirOp{mode: m}) // durable with the directory's entries
+		return nil
 	}
+	n.mode = m
+	n.pending = append(n.pending, fileOp{mode: m})
 	return nil
 }
 
@@ -637,11 +855,11 @@ func (f *CrashFS) Symlink(oldname, newname string) error {
 	if err := f.reading("symlink", newname); err != nil {
 		return err
 	}
-	n, parent, base, err := f.resolve("symlink", newname, false, 0)
+	r, err := f.resolve("symlink", newname, false)
 	if err != nil {
 		return err
 	}
-	if n != nil {
+	if r.n != nil {
 		return &os.LinkError{Op: "symlink", Old: oldname, New: newname, Err: fs.ErrExist}
 	}
 	if err := f.begin("symlink", newname); err != nil {
@@ -650,7 +868,7 @@ func (f *CrashFS) Symlink(oldname, newname string) error {
 	defer f.end("symlink")
 	l := f.newNode(fs.ModeSymlink | 0o777)
 	l.target = oldname
-	parent.setEntry(base, l)
+	f.setEntry(r.parent, r.base, l)
 	return nil
 }
 
@@ -674,7 +892,7 @@ func (f *CrashFS) Readlink(name string) (string, error) {
 	return n.target, nil
 }
 
-// SyncDir makes a directory's entries durable.
+// SyncDir makes a directory's entries and mode durable.
 func (f *CrashFS) SyncDir(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -698,7 +916,7 @@ func (f *CrashFS) syncNode(n *node, name string) error {
 	defer f.end("sync")
 	switch {
 	case n.mode.IsDir():
-		n.dsynced, n.dpending = cloneEntries(n.entries), nil
+		n.dsynced, n.syncMode, n.dpending = cloneEntries(n.entries), n.mode, nil
 	case n.mode.IsRegular():
 		n.synced, n.syncMode, n.pending = slices.Clone(n.data), n.mode, nil
 	}
@@ -831,6 +1049,10 @@ func (h *file) Close() error {
 		return &fs.PathError{Op: "close", Path: h.name, Err: fs.ErrClosed}
 	}
 	h.closed = true
+	if h.epoch == h.fs.epoch { // a crash closed the handles opened before it
+		h.n.open--
+		h.fs.release(h.n)
+	}
 	return nil
 }
 

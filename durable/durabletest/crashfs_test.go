@@ -88,10 +88,10 @@ func TestUnsyncedEntriesAreLost(t *testing.T) {
 }
 
 // TestAtomicWriteSurvivesEveryCrash cuts the power at every operation of a
-// durable.WriteFile, under both losses and many seeds: the file always
+// durable.WriteFile, under every loss and many seeds: the file always
 // reads as the old content or the new, never anything else.
 func TestAtomicWriteSurvivesEveryCrash(t *testing.T) {
-	for _, loss := range []durabletest.Loss{durabletest.LoseUnsynced, durabletest.LoseSome} {
+	for _, loss := range []durabletest.Loss{durabletest.LoseUnsynced, durabletest.LoseSome, durabletest.LoseAny} {
 		for seed := uint64(0); seed < 30; seed++ {
 			for k := 1; ; k++ {
 				f := durabletest.NewCrashFS(seed)

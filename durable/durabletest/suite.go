@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/upkeephq/upkeep/durable"
@@ -27,6 +29,7 @@ func TestFS(t *testing.T, newFS func(t *testing.T) (durable.FS, string)) {
 		{"Directories", testDirectories},
 		{"Rename", testRename},
 		{"Symlinks", testSymlinks},
+		{"SymlinkedDirectories", testSymlinkedDirectories},
 		{"Modes", testModes},
 		{"Helpers", testHelpers},
 	} {
@@ -247,6 +250,89 @@ func testSymlinks(t *testing.T, fsys durable.FS, dir string) {
 	must(t, fsys.Remove(link))
 	if _, err := fsys.Stat(target); err != nil {
 		t.Errorf("removing the link removed the target: %v", err)
+	}
+}
+
+// testSymlinkedDirectories: a path resolves component by component, as
+// the kernel resolves it, so a relative symlink's target is taken from the
+// directory that really holds the link and ".." after a symlink leaves
+// the directory the link leads to, not the one the path names.
+func testSymlinkedDirectories(t *testing.T, fsys durable.FS, dir string) {
+	if runtime.GOOS == "windows" {
+		t.Skip(`Windows removes ".." from a path before following symlinks`)
+	}
+	sep := string(filepath.Separator)
+	// at joins without cleaning: ".." must reach the filesystem as written.
+	at := func(parts ...string) string { return dir + sep + strings.Join(parts, sep) }
+	must(t, fsys.Mkdir(at("real"), 0o755))
+	must(t, fsys.Mkdir(at("real", "dir"), 0o755))
+	must(t, durable.WriteFile(fsys, at("real", "x"), []byte("real x"), 0o600))
+	// What resolving against the path as written would find instead.
+	must(t, durable.WriteFile(fsys, at("x"), []byte("top x"), 0o600))
+	if err := fsys.Symlink("real"+sep+"dir", at("a")); err != nil {
+		t.Skipf("no symlinks: %v", err)
+	}
+	must(t, fsys.Symlink(".."+sep+"x", at("real", "dir", "link")))
+	must(t, fsys.Symlink("a", at("b")))
+	must(t, fsys.Symlink(at("real", "dir"), at("abs")))
+
+	for _, tt := range []struct{ path, want string }{
+		{at("real", "dir", "link"), "real x"},
+		{at("a", "link"), "real x"},
+		{at("b", "link"), "real x"},
+		{at("abs", "link"), "real x"},
+		{at("a", "..", "x"), "real x"},
+		{at("a", ".", "..", "x"), "real x"},
+		{at("b", "..", "x"), "real x"},
+		{at("abs", "..", "x"), "real x"},
+		{at("a", "..", "dir", "..", "..", "x"), "top x"},
+	} {
+		if got := readAll(t, fsys, tt.path); got != tt.want {
+			t.Errorf("%s reads %q, want %q", tt.path, got, tt.want)
+		}
+	}
+	if got, err := fsys.Readlink(at("a", "link")); got != ".."+sep+"x" || err != nil {
+		t.Errorf("Readlink through a symlinked directory = %q, %v", got, err)
+	}
+	if fi, err := fsys.Lstat(at("a", "link")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("Lstat through a symlinked directory = %v, %v", fi, err)
+	}
+
+	// Changes through symlinks land in the real directories.
+	must(t, durable.WriteFile(fsys, at("a", "new"), []byte("new"), 0o600))
+	if got := readAll(t, fsys, at("real", "dir", "new")); got != "new" {
+		t.Errorf("written through a symlinked directory: %q", got)
+	}
+	must(t, fsys.Mkdir(at("a", "..", "sub"), 0o755))
+	if fi, err := fsys.Stat(at("real", "sub")); err != nil || !fi.IsDir() {
+		t.Errorf("Mkdir a/../sub: %v, %v", fi, err)
+	}
+	must(t, fsys.Rename(at("a", "..", "x"), at("b", "..", "y")))
+	if got := readAll(t, fsys, at("real", "y")); got != "real x" {
+		t.Errorf("renamed through symlinks: %q", got)
+	}
+	entries, err := fsys.ReadDir(at("a", ".."))
+	must(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"dir", "sub", "y"}) {
+		t.Errorf("ReadDir a/.. = %v, want the real directory's", names)
+	}
+	// real/dir/.. is real: moving real there moves it into itself.
+	if err := fsys.Rename(at("real"), at("a", "..", "inside")); err == nil {
+		t.Error("renaming a directory into itself through a symlink succeeded")
+	}
+	must(t, fsys.Remove(at("a", "..", "y")))
+	if _, err := fsys.Lstat(at("real", "y")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("removed through a symlink, still there: %v", err)
+	}
+
+	// A symlink to itself never resolves.
+	must(t, fsys.Symlink("loop", at("loop")))
+	if _, err := fsys.Stat(at("loop")); err == nil || errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat of a symlink loop: %v, want a loop error", err)
 	}
 }
 
