@@ -3,10 +3,12 @@ package update_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
@@ -48,6 +50,8 @@ type crashScenario struct {
 	checkFail bool // the sign-in check fails
 	migFail   bool // the migration fails
 	probation bool // committed only once marked good (the first sale)
+	beats     bool // committed after two heartbeats, counted across restarts
+	ab        bool // an A/B installer that needs a reboot, under a one-shot bootloader
 	want      transport.Outcome
 }
 
@@ -56,7 +60,16 @@ var crashScenarios = []crashScenario{
 	{name: "health-rollback", checkFail: true, want: transport.OutcomeRolledBack},
 	{name: "migration-rollback", migFail: true, want: transport.OutcomeRolledBack},
 	{name: "probation-commit", probation: true, want: transport.OutcomeCommitted},
+	{name: "probation-beats", beats: true, want: transport.OutcomeCommitted},
+	{name: "ab-reboot", ab: true, want: transport.OutcomeCommitted},
 }
+
+// The terminal starts at 1.0.8 with an anti-rollback floor of 1.0.7; the
+// release raises the floor only to 1.0.5, so the floor must stay 1.0.7.
+const (
+	crashOldVersion = "1.0.8"
+	crashFloor      = "1.0.7"
+)
 
 var (
 	oldApp  = bytes.Repeat([]byte("app 1.0.0 "), 3000)
@@ -68,12 +81,171 @@ var (
 	}
 )
 
-// terminal is one payment terminal whose every byte lives on a CrashFS.
+// crashTerminal is one payment terminal whose every byte lives on a
+// CrashFS.
 type crashTerminal struct {
-	fs  *durabletest.CrashFS
-	srv *transporttest.Server
-	cfg update.Config
-	rel *transporttest.Release
+	fs    *durabletest.CrashFS
+	srv   *transporttest.Server
+	cfg   update.Config
+	rel   *transporttest.Release
+	beats *beats       // heartbeats since this boot
+	ab    *abInstaller // the A/B installer, in the ab scenario
+}
+
+// app returns the bytes the terminal boots: app.bin, or the A/B slot the
+// bootloader will start.
+func (term *crashTerminal) app() ([]byte, error) {
+	if term.ab != nil {
+		return term.ab.slot(term.ab.bootTarget())
+	}
+	return durable.ReadFile(term.fs, "/pos/app.bin", 1<<20, errors.New("big"))
+}
+
+// boot is the terminal starting: the bootloader picks the slot.
+func (term *crashTerminal) boot() {
+	term.beats.n.Store(0)
+	if term.ab != nil {
+		term.ab.boot()
+	}
+}
+
+// deadSource is the terminal's network: it goes when the power goes.
+type deadSource struct {
+	update.Source
+	fs *durabletest.CrashFS
+}
+
+func (d deadSource) Check(ctx context.Context, req *transport.CheckRequest) (*transport.CheckResponse, error) {
+	if d.fs.Crashed() {
+		return nil, durabletest.ErrCrashed
+	}
+	return d.Source.Check(ctx, req)
+}
+
+func (d deadSource) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
+	if d.fs.Crashed() {
+		return nil, durabletest.ErrCrashed
+	}
+	return d.Source.OpenArtifact(ctx, req)
+}
+
+func (d deadSource) Report(ctx context.Context, req *transport.ReportRequest) (*transport.ReportResponse, error) {
+	if d.fs.Crashed() {
+		return nil, durabletest.ErrCrashed
+	}
+	return d.Source.Report(ctx, req)
+}
+
+// abInstaller writes the artifact to the inactive slot and asks for a
+// reboot. The bootloader tries a new slot once: if the agent has not
+// committed it by the next boot, the old slot starts again.
+type abInstaller struct {
+	fs     *durabletest.CrashFS
+	booted string // the slot running, in RAM: "a" or "b"
+}
+
+type bootState struct {
+	Active string `json:"active"`
+	Try    string `json:"try,omitempty"`
+}
+
+func (ab *abInstaller) state() bootState {
+	var st bootState
+	b, err := durable.ReadFile(ab.fs, "/pos/boot.json", 4096, errors.New("big"))
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("boot.json: %v", err)) // written atomically: never torn
+	}
+	return st
+}
+
+func (ab *abInstaller) setState(st bootState) error {
+	b, _ := json.Marshal(st)
+	return durable.WriteFile(ab.fs, "/pos/boot.json", b, 0o644)
+}
+
+func (ab *abInstaller) slot(name string) ([]byte, error) {
+	return durable.ReadFile(ab.fs, "/pos/slot-"+name+".bin", 1<<20, errors.New("big"))
+}
+
+// bootTarget is the slot the next boot starts, as the bootloader decides.
+func (ab *abInstaller) bootTarget() string {
+	st := ab.state()
+	if st.Try != "" {
+		return st.Try
+	}
+	return st.Active
+}
+
+// boot is the bootloader: a slot to try runs once, then is forgotten.
+func (ab *abInstaller) boot() {
+	st := ab.state()
+	ab.booted = st.Active
+	if st.Try != "" {
+		ab.booted = st.Try
+		st.Try = ""
+		if err := ab.setState(st); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func other(slot string) string {
+	if slot == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+func (ab *abInstaller) Install(ctx context.Context, a *update.Artifact) error {
+	// A cut in an earlier call may have left a temporary slot image: an
+	// installer cleans up after itself, as fileinstall does.
+	if _, err := durable.CleanTemp(ab.fs, "/pos"); err != nil {
+		return err
+	}
+	b, err := durable.ReadFile(ab.fs, a.Path, 1<<20, errors.New("big"))
+	if err != nil {
+		return err
+	}
+	st := ab.state()
+	target := other(st.Active)
+	if err := durable.WriteFile(ab.fs, "/pos/slot-"+target+".bin", b, 0o755); err != nil {
+		return err
+	}
+	st.Try = target
+	if err := ab.setState(st); err != nil {
+		return err
+	}
+	return update.ErrRebootRequired
+}
+
+func (ab *abInstaller) Rollback(ctx context.Context, a *update.Artifact) error {
+	if _, err := durable.CleanTemp(ab.fs, "/pos"); err != nil {
+		return err
+	}
+	st := ab.state()
+	st.Try = "" // the active slot stays the old one
+	return ab.setState(st)
+}
+
+func (ab *abInstaller) Commit(ctx context.Context, a *update.Artifact) error {
+	if _, err := durable.CleanTemp(ab.fs, "/pos"); err != nil {
+		return err
+	}
+	return ab.setState(bootState{Active: ab.booted})
+}
+
+func (ab *abInstaller) Running(ctx context.Context, component string) (string, error) {
+	b, err := ab.slot(ab.booted)
+	if err != nil {
+		return "", err
+	}
+	if bytes.Equal(b, oldApp) {
+		return crashOldVersion, nil
+	}
+	return "1.1.0", nil
 }
 
 // crashRelease is signed once for every run.
@@ -101,6 +273,20 @@ func newCrashTerminal(t *testing.T, sc crashScenario, seed uint64) *crashTermina
 		}
 	}
 	if err := durable.WriteFile(fsys, "/pos/app.bin", oldApp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if sc.ab {
+		for _, f := range []struct{ name, content string }{
+			{"/pos/slot-a.bin", string(oldApp)}, {"/pos/slot-b.bin", ""}, {"/pos/boot.json", `{"active":"a"}`},
+		} {
+			if err := durable.WriteFile(fsys, f.name, []byte(f.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A terminal that has been updated before: its journal holds a floor.
+	journal := fmt.Sprintf(`{"schema":1,"components":{"app":{"version":%q,"floor":%q}}}`, crashOldVersion, crashFloor)
+	if err := durable.WriteFile(fsys, "/state/journal.json", []byte(journal), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for p, content := range posData {
@@ -143,21 +329,35 @@ func newCrashTerminal(t *testing.T, sc crashScenario, seed uint64) *crashTermina
 		return nil
 	}}
 	var probation update.Probation
-	if sc.probation {
+	switch {
+	case sc.probation:
 		probation = update.Probation{UntilMarkedGood: true}
+	case sc.beats:
+		probation = update.Probation{Beats: 2}
 	}
-	return &crashTerminal{fs: fsys, srv: srv, rel: rel, cfg: update.Config{
-		Probation: probation,
-		Source:    client, Keys: ring, FS: fsys, StateDir: "/state",
-		Installer:   &fileinstall.Installer{Path: "/pos/app.bin", FS: fsys},
+	term := &crashTerminal{fs: fsys, srv: srv, rel: rel, beats: &beats{}}
+	var inst update.Installer = &fileinstall.Installer{Path: "/pos/app.bin", FS: fsys}
+	if sc.ab {
+		term.ab = &abInstaller{fs: fsys}
+		inst = term.ab
+	}
+	term.cfg = update.Config{
+		Source:      deadSource{Source: client, fs: fsys},
+		Keys:        ring,
+		FS:          fsys,
+		StateDir:    "/state",
+		Installer:   inst,
 		Device:      update.Device{Model: "P300"},
-		Installed:   map[string]string{"app": "1.0.0"},
+		Installed:   map[string]string{"app": crashOldVersion}, // read only without a journal
 		Backups:     []backup.Hook{hook},
 		Migrations:  []update.Migration{mig},
 		Checks:      []verify.Check{check},
+		Probation:   probation,
+		Beats:       term.beats,
 		Now:         func() time.Time { return transporttest.DefaultIssued().AddDate(1, 0, 0) },
 		MaxAttempts: 1,
-	}}
+	}
+	return term
 }
 
 // crashRun is one update of a terminal through a list of power cuts.
@@ -186,12 +386,14 @@ func (r *crashRun) run(t *testing.T) int {
 			r, fmt.Sprintf(format, args...), r, strings.Join(term.fs.Trace(), "\n  "))
 	}
 	start := term.fs.Ops()
-	floor := ""
+	floor := crashFloor
 	var a *update.Agent
 	for boot := 0; ; boot++ {
 		if boot > 40 {
 			fail("the update never settled")
 		}
+		term.fs.CrashAfter(0) // a cut armed before a clean reboot did not happen
+		term.boot()
 		switch {
 		case boot == 0 && r.point > 0:
 			term.fs.CrashAfter(r.point)
@@ -212,39 +414,47 @@ func (r *crashRun) run(t *testing.T) int {
 		} else {
 			floor = f
 		}
-		settled := false
+		r.checkConsistent(term, a, fail)
+		settled, reboot := false, false
 		for pass := 0; pass < 10 && !term.fs.Crashed(); pass++ {
-			_, err := a.Update(ctx)
+			res, err := a.Update(ctx)
+			term.beats.n.Add(1) // a heartbeat went through between passes
 			st := a.Status()
 			if st.State == update.StateIdle && st.Last != nil && st.Last.Release == "app@1.1.0" {
 				settled = true
 				break
 			}
+			if res.RebootRequired {
+				reboot = true
+				break
+			}
 			if err != nil && !term.fs.Crashed() && !errors.Is(err, update.ErrNeedsAttention) {
 				fail("pass failed without a crash: %v", err)
 			}
-			if st.State == update.StateProbation && !term.fs.Crashed() {
+			if st.State == update.StateProbation && r.sc.probation && !term.fs.Crashed() {
 				// The first sale went through: the vendor vouches for it.
 				if err := a.MarkGood(ctx); err != nil && !term.fs.Crashed() {
 					fail("MarkGood: %v", err)
 				}
 			}
 		}
-		if settled && !term.fs.Crashed() {
-			break
-		}
-		if !term.fs.Crashed() {
+		switch {
+		case term.fs.Crashed():
+			r.restart(term)
+		case reboot:
+			term.fs.Persist() // a clean reboot flushes the disks
+		case settled:
+			ops := term.fs.Ops() - start
+			term.fs.CrashAfter(0)
+			if err := a.Flush(ctx); err != nil {
+				fail("final flush: %v", err)
+			}
+			r.check(t, term, a, fail)
+			return ops
+		default:
 			fail("the update stopped in %s without a crash", a.Status().State)
 		}
-		r.restart(term)
 	}
-	ops := term.fs.Ops() - start
-	term.fs.CrashAfter(0)
-	if err := a.Flush(ctx); err != nil {
-		fail("final flush: %v", err)
-	}
-	r.check(t, term, a, fail)
-	return ops
 }
 
 func (r *crashRun) restart(term *crashTerminal) {
@@ -252,29 +462,62 @@ func (r *crashRun) restart(term *crashTerminal) {
 	term.fs.Restart(r.loss)
 }
 
+// checkConsistent checks, after any start, that an idle terminal runs what
+// its journal says: never a mixed state, even between updates.
+func (r *crashRun) checkConsistent(term *crashTerminal, a *update.Agent, fail func(string, ...any)) {
+	if a.Status().State != update.StateIdle || term.fs.Crashed() {
+		return
+	}
+	app, err := term.app()
+	if err != nil {
+		fail("reading the app: %v", err)
+	}
+	switch v := componentVersion(a, "app"); {
+	case v == crashOldVersion && !bytes.Equal(app, oldApp):
+		fail("idle on %s but the terminal boots other bytes (mixed state)", v)
+	case v == "1.1.0" && !bytes.Equal(app, term.rel.Artifact):
+		fail("idle on %s but the terminal boots other bytes (mixed state)", v)
+	}
+}
+
 func (r *crashRun) check(t *testing.T, term *crashTerminal, a *update.Agent, fail func(string, ...any)) {
 	t.Helper()
 	st := a.Status()
-	outcome := st.Last.Outcome
-	// One power cut never changes how an update ends. Several may give a
-	// step up after StepAttempts interrupted starts (a refusal before the
-	// install, a rollback after it): a correct end too, checked below.
-	if outcome != r.sc.want && (r.crashes <= 1 || outcome == transport.OutcomeCommitted) {
-		detail := ""
-		for _, rep := range term.srv.Reports() {
-			detail += "\n  report: " + string(rep.Outcome) + " " + string(rep.Reason) + ": " + rep.Detail
+	outcome, reason := st.Last.Outcome, st.Last.Reason
+	var finals []transport.ReportRequest
+	for _, rep := range term.srv.Reports() {
+		if rep.Release == "app@1.1.0" && rep.Reason != transport.ReasonAttempts && rep.Outcome != transport.OutcomeNeedsAttention {
+			finals = append(finals, rep)
 		}
-		fail("outcome %s (%s), want %s%s", outcome, st.Last.Reason, r.sc.want, detail)
 	}
-	app, err := durable.ReadFile(term.fs, "/pos/app.bin", 1<<20, errors.New("big"))
+	if len(finals) != 1 || finals[0].Outcome != outcome {
+		fail("the server holds %d final reports (%v), want one %s", len(finals), finals, outcome)
+	}
+	final := finals[0]
+	switch {
+	case outcome == r.sc.want:
+	case r.sc.ab && outcome == transport.OutcomeRolledBack && reason == transport.ReasonBoot && r.crashes > 0:
+		// A cut after the reboot into the new slot, before it was
+		// committed: the one-shot bootloader started the old slot again,
+		// and the agent noticed.
+	case r.crashes >= r.stepAttempts(term) && outcome != transport.OutcomeCommitted &&
+		(strings.Contains(final.Detail, "interrupted") || strings.Contains(final.Detail, "restarted")):
+		// A step cut StepAttempts times is given up: a correct end too.
+	default:
+		fail("outcome %s (%s: %s) after %d power cuts, want %s", outcome, reason, final.Detail, r.crashes, r.sc.want)
+	}
+	app, err := term.app()
 	if err != nil {
-		fail("app.bin: %v", err)
+		fail("app: %v", err)
 	}
 	data := map[string]string{}
 	if err := walkFiles(term.fs, "/pos/data", data); err != nil {
 		fail("data: %v", err)
 	}
 	version := componentVersion(a, "app")
+	if f := componentFloor(a, "app"); f != crashFloor {
+		fail("the floor is %q, want %s (the higher of the terminal's and the release's)", f, crashFloor)
+	}
 	switch outcome {
 	case transport.OutcomeCommitted:
 		want := map[string]string{}
@@ -286,36 +529,40 @@ func (r *crashRun) check(t *testing.T, term *crashTerminal, a *update.Agent, fai
 		case version != "1.1.0":
 			fail("committed, but the journal says app %s", version)
 		case !bytes.Equal(app, term.rel.Artifact):
-			fail("committed, but app.bin is not the new version (mixed state)")
+			fail("committed, but the terminal does not boot the new version (mixed state)")
 		case !maps2Equal(data, want):
 			fail("committed, but the data is not migrated exactly once: %v", diffKeys(data, want))
 		}
 	case transport.OutcomeRolledBack, transport.OutcomeRefused:
 		switch {
-		case version != "1.0.0":
+		case version != crashOldVersion:
 			fail("%s, but the journal says app %s", outcome, version)
 		case !bytes.Equal(app, oldApp):
-			fail("%s, but app.bin is not the old version (mixed state)", outcome)
+			fail("%s, but the terminal does not boot the old version (mixed state)", outcome)
 		case !maps2Equal(data, posData):
 			fail("%s, but the data differs from the backup: %v", outcome, diffKeys(data, posData))
 		}
 	default:
 		fail("outcome %s", outcome)
 	}
-	var finals []transport.ReportRequest
-	for _, rep := range term.srv.Reports() {
-		if rep.Release == "app@1.1.0" && rep.Reason != transport.ReasonAttempts && rep.Outcome != transport.OutcomeNeedsAttention {
-			finals = append(finals, rep)
-		}
-	}
-	if len(finals) != 1 || finals[0].Outcome != outcome {
-		fail("the server holds %d final reports (%v), want one %s", len(finals), finals, outcome)
-	}
 	for _, dir := range []string{"/state/downloads", "/state/bundles"} {
 		if entries, _ := term.fs.ReadDir(dir); len(entries) > 0 {
 			fail("%s holds %d leftovers", dir, len(entries))
 		}
 	}
+	entries, _ := term.fs.ReadDir("/pos")
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") || strings.Contains(e.Name(), ".prev-") || strings.Contains(e.Name(), ".absent-") {
+			fail("/pos holds %s, left by the installer", e.Name())
+		}
+	}
+}
+
+func (r *crashRun) stepAttempts(term *crashTerminal) int {
+	if n := term.cfg.StepAttempts; n > 0 {
+		return n
+	}
+	return update.DefaultStepAttempts
 }
 
 func TestPowerCuts(t *testing.T) {
