@@ -40,7 +40,7 @@ import (
 // the server must hold exactly one final report.
 //
 //	go test -run TestPowerCuts ./update              # the full run
-//	go test -short -run TestPowerCuts ./update       # every fourth crash point
+//	go test -short -run TestPowerCuts ./update       # every eighth crash point
 //	go test -run TestPowerCuts ./update -crash.replay=commit/lose-some/17/2891
 var crashReplay = flag.String("crash.replay", "", "replay one crash run: scenario/loss/crash point/seed")
 
@@ -575,14 +575,14 @@ func TestPowerCuts(t *testing.T) {
 	}
 	step := 1
 	if testing.Short() {
-		step = 4
+		step = 8
 	}
 	for _, sc := range crashScenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			dry := &crashRun{sc: sc, seed: 1}
 			n := dry.run(t)
-			for _, loss := range []durabletest.Loss{durabletest.LoseUnsynced, durabletest.LoseSome} {
+			for _, loss := range []durabletest.Loss{durabletest.LoseUnsynced, durabletest.LoseSome, durabletest.LoseAny} {
 				for k := 1; k <= n; k += step {
 					r := &crashRun{sc: sc, loss: loss, point: k, seed: seedOf(sc.name, loss, k)}
 					r.run(t)
@@ -621,11 +621,12 @@ func parseReplay(t *testing.T, s string) *crashRun {
 	fmt.Sscan(parts[3], &seed)
 	for _, sc := range crashScenarios {
 		if sc.name == name {
-			l := durabletest.LoseUnsynced
-			if loss == durabletest.LoseSome.String() {
-				l = durabletest.LoseSome
+			for _, l := range []durabletest.Loss{durabletest.LoseUnsynced, durabletest.LoseSome, durabletest.LoseAny} {
+				if loss == l.String() {
+					return &crashRun{sc: sc, loss: l, point: k, seed: seed}
+				}
 			}
-			return &crashRun{sc: sc, loss: l, point: k, seed: seed}
+			t.Fatalf("no loss %q", loss)
 		}
 	}
 	t.Fatalf("no scenario %q", name)
