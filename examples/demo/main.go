@@ -93,6 +93,7 @@ type sim struct {
 	// in memory what a real disk would, and forgets what was not synced.
 	crash  *durabletest.CrashFS
 	armed  bool
+	cuts   int // power cuts that happened
 	events *events
 }
 
@@ -341,6 +342,7 @@ func (s *sim) run(ctx context.Context, start time.Time) error {
 				at = fmt.Sprintf("operation %s: %s", n, rest)
 			}
 		}
+		s.cuts++
 		s.events.add("%s: power cut while installing, at %s; everything not synced is lost", s.name, at)
 		s.crash.Restart(durabletest.LoseUnsynced)
 		if s.term, err = terminal.Open(ctx, s.opts); err != nil {
@@ -405,7 +407,7 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 			outcome, reason = st.Last.Outcome, st.Last.Reason
 		}
 		dataNote := "migrated"
-		if s.crash != nil {
+		if s.cuts > 0 {
 			dataNote = "migrated; power cut mid-install, recovered"
 		}
 		if s.fail {
@@ -427,12 +429,12 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 				problems = append(problems, fmt.Sprintf("%s: outcome %s (%s), want committed", s.name, outcome, reason))
 			case installed != toV || !bytes.Equal(fw, newFW):
 				problems = append(problems, fmt.Sprintf("%s: not on %s", s.name, toV))
-			case !bytes.HasPrefix(data["transactions.db"], []byte("schema=2\n")):
-				dataNote = "NOT MIGRATED"
-				problems = append(problems, fmt.Sprintf("%s: data not migrated", s.name))
+			case !sameData(data, migrated(s.original)):
+				dataNote = "NOT MIGRATED EXACTLY ONCE"
+				problems = append(problems, fmt.Sprintf("%s: data not migrated exactly once", s.name))
 			default:
 				committed++
-				if s.crash != nil {
+				if s.cuts > 0 {
 					recovered++
 				}
 			}
@@ -508,6 +510,17 @@ func (s *sim) migrate(ctx context.Context, a *update.Artifact) error {
 		return err
 	}
 	return durable.WriteFile(s.fs, db, append([]byte("schema=2\n"), b...), 0o644)
+}
+
+// migrated is what migrate makes of the original data, once.
+func migrated(original map[string][]byte) map[string][]byte {
+	m := map[string][]byte{}
+	for k, v := range original {
+		m[k] = v
+	}
+	m["transactions.db"] = append([]byte("schema=2\n"), original["transactions.db"]...)
+	m["esign/index.v2"] = []byte("000123\n000124\n")
+	return m
 }
 
 // checks are run after the install: the firmware starts, sign-in (签到)
