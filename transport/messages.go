@@ -131,8 +131,9 @@ type Offer struct {
 	// (see [ResolveArtifactURL]: "v1/artifacts/x" and "/v1/artifacts/x"
 	// both keep the base's path prefix), or empty for
 	// PathArtifacts+digest on the update server.
-	ArtifactURL string `json:"artifact_url,omitempty"`
-	Policy      Policy `json:"policy"`
+	ArtifactURL string   `json:"artifact_url,omitempty"`
+	Mirrors     []string `json:"mirrors,omitempty"`
+	Policy      Policy   `json:"policy"`
 }
 
 // Policy is how the server wants an offer handled.
@@ -218,6 +219,10 @@ type ArtifactRequest struct {
 	// See [ArtifactRequest.Validate].
 	Offset int64
 	Length int64
+	// IfRange, when set with a range, is the ETag of the artifact as the
+	// caller fetched it before: a server whose file changed since answers
+	// with the whole new file (see [ArtifactBody]) instead of the range.
+	IfRange string
 }
 
 // Validate checks a request's fields.

@@ -23,6 +23,20 @@ type Client interface {
 	Report(ctx context.Context, req *ReportRequest) (*ReportResponse, error)
 }
 
+// ArtifactBody is what the reader [Client.OpenArtifact] returns can tell
+// besides the bytes, when it implements it (both upkeep clients do).
+type ArtifactBody interface {
+	io.ReadCloser
+	// ETag is the server's validator of what it served, "" if it sent none;
+	// give it back as ArtifactRequest.IfRange.
+	ETag() string
+	// Whole reports that the server ignored the Range asked for (or, with
+	// IfRange, that the file changed) and sent the whole artifact: the
+	// reader skipped to the offset asked for, so the bytes are still the
+	// ones asked for, but the ones before them were fetched for nothing.
+	Whole() bool
+}
+
 // Service is the protocol as a server implements it. Requests reach it
 // validated; deviceID is the identity [Service.Authenticate] returned for
 // the caller's token. Methods return [*Error] (or a sentinel of this

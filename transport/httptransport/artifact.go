@@ -66,6 +66,9 @@ func (c *Client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 		} else {
 			hr.Header.Set("Range", fmt.Sprintf("bytes=%d-", req.Offset))
 		}
+		if req.IfRange != "" {
+			hr.Header.Set("If-Range", req.IfRange)
+		}
 	}
 	if c.sameOrigin(u) {
 		if err := c.authorize(hr.Request); err != nil {
@@ -98,6 +101,7 @@ func (c *Client) artifactURL(req transport.ArtifactRequest) (*url.URL, error) {
 // of exactly those bytes, or an error (closing resp's body).
 func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req transport.ArtifactRequest, ranged bool) (io.ReadCloser, error) {
 	var remain int64 // bytes the reader must yield; -1: to the body's end
+	whole := false
 	body := io.ReadCloser(resp.Body)
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
@@ -136,6 +140,7 @@ func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req tran
 			break
 		}
 		// The server ignored Range: skip to Offset, stop after Length.
+		whole = true
 		if size >= 0 && (req.Offset >= size || req.Length > 0 && req.Offset+req.Length > size) {
 			drain(resp.Body)
 			return nil, pastEnd(req, size)
@@ -155,7 +160,7 @@ func (c *Client) artifactBody(ctx context.Context, resp *http.Response, req tran
 	default:
 		return nil, c.responseError(resp)
 	}
-	return &artifactReader{ctx: ctx, body: body, remain: remain}, nil
+	return &artifactReader{ctx: ctx, body: body, remain: remain, etag: resp.Header.Get("ETag"), whole: whole}, nil
 }
 
 func pastEnd(req transport.ArtifactRequest, size int64) error {
@@ -213,6 +218,8 @@ type emptyBody struct{}
 
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
+func (emptyBody) ETag() string             { return "" }
+func (emptyBody) Whole() bool              { return false }
 
 // onlyReader hides any WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
 type onlyReader struct{ io.Reader }
@@ -262,7 +269,14 @@ type artifactReader struct {
 	ctx    context.Context
 	body   io.ReadCloser
 	remain int64
+	etag   string
+	whole  bool
 }
+
+var _ transport.ArtifactBody = (*artifactReader)(nil)
+
+func (r *artifactReader) ETag() string { return r.etag }
+func (r *artifactReader) Whole() bool  { return r.whole }
 
 func (r *artifactReader) Read(p []byte) (int, error) {
 	if r.remain == 0 {

@@ -181,7 +181,7 @@ func (c *client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 		return nil, transport.Errorf(transport.CodeBadRequest, "artifact digest: %v", err)
 	}
 	if req.Length == 0 {
-		return io.NopCloser(strings.NewReader("")), nil
+		return &artifactReader{ctx: ctx, content: strings.NewReader("")}, nil
 	}
 	deviceID, err := c.authenticate(ctx)
 	if err != nil {
@@ -194,7 +194,7 @@ func (c *client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 	if err != nil {
 		return nil, wireError(ctx, err)
 	}
-	r := &artifactReader{ctx: ctx, content: ac.Content}
+	r := &artifactReader{ctx: ctx, content: ac.Content, etag: ac.ETag}
 	size := ac.Size
 	if size <= 0 {
 		if size, err = ac.Content.Seek(0, io.SeekEnd); err != nil {
@@ -215,6 +215,12 @@ func (c *client) OpenArtifact(ctx context.Context, req transport.ArtifactRequest
 	r.remain = size - req.Offset
 	if req.Length > 0 {
 		r.remain = req.Length
+	}
+	// A server that ignores Range, or whose file changed since IfRange,
+	// sends the whole file; the reader has skipped to the offset.
+	r.whole = ranged && (c.srv.ignoringRanges() || req.IfRange != "" && req.IfRange != ac.ETag)
+	if r.whole && req.Offset > 0 {
+		c.srv.countWasted(deviceID, req.Offset)
 	}
 	return r, nil
 }
@@ -244,7 +250,14 @@ type artifactReader struct {
 	ctx     context.Context
 	content io.ReadSeeker
 	remain  int64
+	etag    string
+	whole   bool
 }
+
+var _ transport.ArtifactBody = (*artifactReader)(nil)
+
+func (r *artifactReader) ETag() string { return r.etag }
+func (r *artifactReader) Whole() bool  { return r.whole }
 
 func (r *artifactReader) Read(p []byte) (int, error) {
 	if err := r.ctx.Err(); err != nil {

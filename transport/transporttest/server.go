@@ -137,6 +137,8 @@ type Server struct {
 	shedAfter time.Duration
 	delay     time.Duration
 	onDelay   func() // called when a call starts waiting out the delay
+	noRanges  bool
+	wasted    int64 // bytes sent before the offset asked for, by servers ignoring Range
 }
 
 var _ transport.Service = (*Server)(nil)
@@ -262,6 +264,35 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delay = d
+}
+
+// IgnoreRanges makes the server answer every Range request with the whole
+// artifact, as some servers do: readers see ArtifactBody.Whole, and the
+// bytes before the offset count in Wasted.
+func (s *Server) IgnoreRanges(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noRanges = on
+}
+
+// Wasted returns the bytes sent before the offsets asked for while ranges
+// were ignored: what a client fetched for nothing.
+func (s *Server) Wasted() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wasted
+}
+
+func (s *Server) ignoringRanges() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noRanges
+}
+
+func (s *Server) countWasted(deviceID string, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wasted += n
 }
 
 // TruncateArtifact serves only the first n bytes of the artifact, while
