@@ -37,7 +37,7 @@
 //
 // [Pack] turns an artifact file into a release directory that
 // [verify.OpenReleaseDir] accepts: it copies the artifact while cutting and
-// hashing its chunks in the same pass, fsyncs it, then writes the signed
+// hashing its chunks, on every core, fsyncs it, then writes the signed
 // bundle to manifest.json atomically. Serve the artifact's bytes from any
 // Range-capable HTTP server; give terminals the bundle.
 //

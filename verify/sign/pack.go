@@ -8,10 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/verify"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultExpiry is how long a packed manifest is valid when its template
@@ -24,6 +27,10 @@ const (
 	packBufferSize = 1 << 20
 	// progressStep is how often, in bytes, Pack reports progress.
 	progressStep = 4 << 20
+	// packMemory bounds the copy's buffers: with many workers or large
+	// chunks, fewer buffers, never fewer than two (two of the largest
+	// chunks fit).
+	packMemory = 128 << 20
 )
 
 // PackConfig says what [Pack] packs and how.
@@ -66,8 +73,16 @@ type PackConfig struct {
 	KeyRing *verify.KeyRing
 
 	// NewHash makes the chunk and artifact hashes; nil means
-	// [verify.NewHash].
+	// [verify.NewHash]. It is called from several goroutines at once.
 	NewHash func() hash.Hash
+
+	// Workers is how many goroutines hash chunks while the artifact is
+	// copied; 0 means runtime.GOMAXPROCS(0). Two more goroutines write the
+	// copy and hash the whole artifact, while Pack's reads it. The result
+	// does not depend on it. Pack's memory grows with it: 8 buffers per
+	// worker, of about 1 MiB (one chunk, when chunks are larger), never
+	// more than 128 MiB in all.
+	Workers int
 
 	// Progress, when set, is called as the artifact is copied with the
 	// bytes done and the total expected (the input's size when Pack
@@ -94,8 +109,9 @@ type Packed struct {
 func (p *Packed) ArtifactPath() string { return filepath.Join(p.Dir, p.Manifest.Artifact.Name) }
 
 // Pack makes a release directory from an artifact: it copies cfg.In into
-// cfg.Out, computing its chunks and digest in the same pass, fsyncs it, signs
-// the manifest with cfg.Key, and writes the bundle to
+// cfg.Out, computing its digest and chunks as it goes (the chunks
+// [verify.Chunker] gives, hashed on cfg.Workers goroutines), and fsyncs it;
+// then it signs the manifest with cfg.Key and writes the bundle to
 // Out/manifest.json atomically ([verify.ManifestFile]). [verify.OpenReleaseDir]
 // with a key ring holding the certificates' root accepts the result.
 //
@@ -109,9 +125,13 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	chunker, err := verify.NewChunker(cfg.ChunkSize, cfg.NewHash)
-	if err != nil {
-		return nil, configError("chunk size: %v", err)
+	workers := cfg.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	newHash := cfg.NewHash
+	if newHash == nil {
+		newHash = verify.NewHash
 	}
 	in, err := os.Open(cfg.In)
 	if err != nil {
@@ -150,7 +170,16 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 		return nil, err
 	}
 	out.files = append(out.files, artifactPath)
-	err = copyArtifact(ctx, f, in, chunker, st.Size(), cfg.Progress)
+	c := &copier{
+		chunkSize: m.Artifact.ChunkSize,
+		newHash:   newHash,
+		workers:   workers,
+		// The file may grow while it is copied: these limits hold anyway.
+		limit:    min(int64(verify.MaxArtifactSize), verify.MaxChunks*m.Artifact.ChunkSize),
+		total:    st.Size(),
+		progress: cfg.Progress,
+	}
+	a, err := c.copyArtifact(ctx, f, in)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -160,9 +189,11 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Artifact, err = chunker.Artifact(m.Artifact.Name); err != nil {
+	a.Name = m.Artifact.Name
+	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	m.Artifact = a
 
 	env, err := SignManifest(cfg.Key, &m)
 	if err != nil {
@@ -200,6 +231,9 @@ func (cfg *PackConfig) template() (verify.Manifest, error) {
 	}
 	if cfg.Out == "" {
 		return verify.Manifest{}, configError("no output directory")
+	}
+	if cfg.Workers < 0 {
+		return verify.Manifest{}, configError("%d workers", cfg.Workers)
 	}
 	if err := cfg.Key.Validate(); err != nil {
 		return verify.Manifest{}, fmt.Errorf("signing key: %w", err)
@@ -259,38 +293,180 @@ func SanitizeName(s string) string {
 	return string(b)
 }
 
-// copyArtifact copies in to w and the chunker, checking ctx between
-// buffers and reporting progress.
-func copyArtifact(ctx context.Context, w io.Writer, in io.Reader, chunker *verify.Chunker, total int64, progress func(done, total int64)) error {
-	dst := io.MultiWriter(w, chunker)
-	buf := make([]byte, packBufferSize)
-	var done, reported int64
-	for {
-		if err := ctx.Err(); err != nil {
+// copier copies an artifact into a release directory.
+type copier struct {
+	chunkSize int64            // valid
+	newHash   func() hash.Hash // not nil
+	workers   int              // > 0
+	// limit is the most bytes it copies: more is an [verify.ErrTooLarge].
+	limit    int64
+	total    int64                   // the size expected, for progress
+	progress func(done, total int64) // nil for none
+}
+
+// pool returns the size and number of copyArtifact's buffers, and how
+// many workers to start. Buffers hold whole chunks, about packBufferSize
+// (or one chunk when larger); there are enough of them that the consumers
+// rarely wait for each other, but fewer, down to two, when they would take
+// more than packMemory. Workers that would find no buffer to hash are not
+// started.
+func (c *copier) pool() (bufSize, n int64, workers int) {
+	bufSize = max(1, packBufferSize/c.chunkSize) * c.chunkSize
+	n = min(8*int64(c.workers), max(2, packMemory/bufSize))
+	return bufSize, n, int(min(int64(c.workers), n))
+}
+
+// copyArtifact copies in to w and describes what it copied: its size,
+// digest and chunks of c.chunkSize bytes, exactly as [verify.Chunker]
+// would, but hashing on several cores.
+//
+// The calling goroutine reads in, in order, into buffers of whole chunks
+// (but for the artifact's last) taken from a fixed pool. Each buffer goes to
+// three consumers at once: a goroutine writing to w in order, one feeding
+// the artifact's hash in order (inherently sequential), and whichever of
+// c.workers goroutines is free, which hashes the buffer's chunks. The last
+// consumer done with a buffer returns it to the pool, so memory is the
+// pool's whatever the artifact's size, and the reads wait for the slowest
+// consumer. ctx is checked between buffers; progress is reported, on the
+// calling goroutine, as buffers are read.
+func (c *copier) copyArtifact(ctx context.Context, w io.Writer, in io.Reader) (verify.Artifact, error) {
+	bufSize, nbuf, workers := c.pool()
+
+	g, gctx := errgroup.WithContext(ctx)
+	free := make(chan *packBuf, nbuf)
+	for range nbuf {
+		free <- &packBuf{data: make([]byte, bufSize)}
+	}
+	// consume starts a goroutine running f on every buffer received from
+	// ch, then releasing it; after a failure, or once ctx is cancelled, it
+	// only releases them. No send on ch blocks: it has room for every
+	// buffer, as the pool has.
+	consume := func(ch <-chan *packBuf, f func(b *packBuf) error) {
+		g.Go(func() error {
+			var err error
+			for b := range ch {
+				if err == nil && gctx.Err() == nil {
+					err = f(b)
+				}
+				if b.refs.Add(-1) == 0 {
+					free <- b
+				}
+			}
 			return err
-		}
-		n, rerr := in.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
+		})
+	}
+	writes, hashes, jobs := make(chan *packBuf, nbuf), make(chan *packBuf, nbuf), make(chan *packBuf, nbuf)
+	consume(writes, func(b *packBuf) error { _, err := w.Write(b.data); return err })
+	whole := verify.NewDigester(c.newHash)
+	consume(hashes, func(b *packBuf) error { whole.Write(b.data); return nil })
+	for range workers {
+		h := c.newHash()
+		consume(jobs, func(b *packBuf) error { hashChunks(h, b); return nil })
+	}
+	consumers := []chan<- *packBuf{writes, hashes, jobs}
+
+	var parts [][]verify.Chunk // the chunks of each buffer, in order
+	var done, reported int64
+	rerr := func() error {
+		defer func() {
+			for _, ch := range consumers {
+				close(ch)
+			}
+		}()
+		for {
+			var b *packBuf
+			select {
+			case b = <-free:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if err := gctx.Err(); err != nil {
 				return err
 			}
-			done += int64(n)
-			if progress != nil && done-reported >= progressStep {
-				progress(done, max(total, done))
-				reported = done
+			n, err := io.ReadFull(in, b.data[:bufSize])
+			if n == 0 {
+				free <- b
+			} else {
+				if done+int64(n) > c.limit {
+					return fmt.Errorf("%w: the artifact grew past %d bytes while being copied", verify.ErrTooLarge, c.limit)
+				}
+				b.fill(n, done, c.chunkSize)
+				parts = append(parts, b.chunks)
+				b.refs.Store(int32(len(consumers)))
+				for _, ch := range consumers {
+					ch <- b
+				}
+				done += int64(n)
+				if c.progress != nil && done-reported >= progressStep {
+					c.progress(done, max(c.total, done))
+					reported = done
+				}
+			}
+			switch err {
+			case nil:
+			case io.EOF, io.ErrUnexpectedEOF:
+				return nil
+			default:
+				return err
 			}
 		}
-		if rerr == io.EOF {
-			break
+	}()
+	// A consumer's failure (a write's) is the cause of anything that
+	// stopped the reads; then comes the caller's cancellation.
+	if err := g.Wait(); err != nil {
+		return verify.Artifact{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return verify.Artifact{}, err
+	}
+	if rerr != nil {
+		return verify.Artifact{}, rerr
+	}
+	if c.progress != nil && (done != reported || done == 0) {
+		c.progress(done, max(c.total, done))
+	}
+	a := verify.Artifact{Size: whole.Size(), Digest: whole.Digest(), ChunkSize: c.chunkSize}
+	if len(parts) > 0 { // an empty artifact has nil chunks, as the Chunker gives
+		n := 0
+		for _, p := range parts {
+			n += len(p)
 		}
-		if rerr != nil {
-			return rerr
+		a.Chunks = make([]verify.Chunk, 0, n)
+		for _, p := range parts {
+			a.Chunks = append(a.Chunks, p...)
 		}
 	}
-	if progress != nil && (done != reported || done == 0) {
-		progress(done, max(total, done))
+	return a, nil
+}
+
+// packBuf is a buffer of copyArtifact's pool, and what it holds.
+type packBuf struct {
+	data   []byte         // whole chunks but for the artifact's last
+	off    int64          // data's offset in the artifact
+	chunks []verify.Chunk // data's chunks, whose digests a worker fills in
+	refs   atomic.Int32   // consumers yet to finish with it
+}
+
+// fill sets b to hold the n bytes read into it, at offset off in the
+// artifact, and lists their chunks, without digests.
+func (b *packBuf) fill(n int, off, chunkSize int64) {
+	b.data, b.off = b.data[:n], off
+	b.chunks = make([]verify.Chunk, (int64(n)+chunkSize-1)/chunkSize)
+	for i := range b.chunks {
+		at := int64(i) * chunkSize
+		b.chunks[i] = verify.Chunk{Offset: off + at, Size: min(chunkSize, int64(n)-at)}
 	}
-	return nil
+}
+
+// hashChunks fills in the digests of b's chunks, using h.
+func hashChunks(h hash.Hash, b *packBuf) {
+	sum := make([]byte, 0, h.Size())
+	for i := range b.chunks {
+		c := &b.chunks[i]
+		h.Reset()
+		h.Write(b.data[c.Offset-b.off:][:c.Size])
+		c.Digest = verify.NewDigest(h.Sum(sum))
+	}
 }
 
 // output tracks what Pack created, to remove it on failure.

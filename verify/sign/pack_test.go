@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -207,6 +208,7 @@ func TestPackRefuses(t *testing.T) {
 		{"input is a directory", func(c *sign.PackConfig) { c.In = filepath.Dir(c.In) }, sign.ErrConfig},
 		{"no key", func(c *sign.PackConfig) { c.Key = sign.PrivateKey{} }, sign.ErrMalformed},
 		{"bad chunk size", func(c *sign.PackConfig) { c.ChunkSize = 100 }, verify.ErrMalformed},
+		{"negative workers", func(c *sign.PackConfig) { c.Workers = -1 }, sign.ErrConfig},
 		{"bad version", func(c *sign.PackConfig) { c.Manifest.Version = "2" }, verify.ErrMalformed},
 		{"floor above version", func(c *sign.PackConfig) { c.Manifest.Floor = "3.0.0" }, verify.ErrMalformed},
 		{"bad kind", func(c *sign.PackConfig) { c.Manifest.Kind = "driver" }, verify.ErrMalformed},
@@ -367,5 +369,51 @@ func TestPackNewHash(t *testing.T) {
 	}
 	if !bytes.Equal(pa.Bundle, pb.Bundle) {
 		t.Error("crypto/sha256 and the default hash packed different bundles")
+	}
+}
+
+// TestPackMatchesChunker checks that Pack, hashing chunks on several
+// goroutines, describes the artifact exactly as the sequential
+// verify.Chunker does.
+func TestPackMatchesChunker(t *testing.T) {
+	_, kd := newKeyDir(t, 1)
+	tests := []struct {
+		name      string
+		size      int
+		chunkSize int64
+		workers   int
+	}{
+		{"empty", 0, verify.MinChunkSize, 0},
+		{"less than a chunk", 100, verify.DefaultChunkSize, 2},
+		{"exact multiple of the buffer", 3 << 20, verify.MinChunkSize, 3},
+		{"remainder", 3<<20 + 4097, verify.MinChunkSize, 1},
+		{"odd chunk size", 2<<20 + 1, 4099, 4},
+		{"chunks larger than the buffer", 7<<20 + 9, 3<<20 + 1, 2},
+		{"more workers than buffers", 5<<20 + 1, verify.MaxChunkSize / 16, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, data := writeArtifact(t, "app.bin", tt.size)
+			cfg := packConfig(t, kd, in, filepath.Join(t.TempDir(), "out"))
+			cfg.ChunkSize, cfg.Workers = tt.chunkSize, tt.workers
+			p, err := sign.Pack(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := verify.NewChunker(tt.chunkSize, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(data)
+			want, err := c.Artifact("app.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotJSON, _ := json.Marshal(p.Manifest.Artifact)
+			wantJSON, _ := json.Marshal(want)
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Errorf("artifact\n%s\nwant the Chunker's\n%s", gotJSON, wantJSON)
+			}
+		})
 	}
 }
