@@ -27,6 +27,9 @@ const (
 	packBufferSize = 1 << 20
 	// progressStep is how often, in bytes, Pack reports progress.
 	progressStep = 4 << 20
+	// writebackStep is how often, in bytes, the copy asks the kernel to
+	// start writing what it wrote to the device.
+	writebackStep = 8 << 20
 	// packMemory bounds the copy's buffers: with many workers or large
 	// chunks, fewer buffers, never fewer than two (two of the largest
 	// chunks fit).
@@ -178,6 +181,9 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 		limit:    min(int64(verify.MaxArtifactSize), verify.MaxChunks*m.Artifact.ChunkSize),
 		total:    st.Size(),
 		progress: cfg.Progress,
+		// Flush as the copy goes: the fsync below then waits for the tail
+		// only, not for the whole artifact after the hashing.
+		writeback: func(off, n int64) { startWriteback(f, off, n) },
 	}
 	a, err := c.copyArtifact(ctx, f, in)
 	if err == nil {
@@ -302,6 +308,9 @@ type copier struct {
 	limit    int64
 	total    int64                   // the size expected, for progress
 	progress func(done, total int64) // nil for none
+	// writeback, when set, is called as the copy goes with ranges of
+	// written bytes, at least writebackStep long, to start flushing them.
+	writeback func(off, n int64)
 }
 
 // pool returns the size and number of copyArtifact's buffers, and how
@@ -322,7 +331,8 @@ func (c *copier) pool() (bufSize, n int64, workers int) {
 //
 // The calling goroutine reads in, in order, into buffers of whole chunks
 // (but for the artifact's last) taken from a fixed pool. Each buffer goes to
-// three consumers at once: a goroutine writing to w in order, one feeding
+// three consumers at once: a goroutine writing to w in order (and starting
+// the writeback of every writebackStep bytes), one feeding
 // the artifact's hash in order (inherently sequential), and whichever of
 // c.workers goroutines is free, which hashes the buffer's chunks. The last
 // consumer done with a buffer returns it to the pool, so memory is the
@@ -356,7 +366,17 @@ func (c *copier) copyArtifact(ctx context.Context, w io.Writer, in io.Reader) (v
 		})
 	}
 	writes, hashes, jobs := make(chan *packBuf, nbuf), make(chan *packBuf, nbuf), make(chan *packBuf, nbuf)
-	consume(writes, func(b *packBuf) error { _, err := w.Write(b.data); return err })
+	var flushed int64 // how far writeback was asked for
+	consume(writes, func(b *packBuf) error {
+		if _, err := w.Write(b.data); err != nil {
+			return err
+		}
+		if end := b.off + int64(len(b.data)); c.writeback != nil && end-flushed >= writebackStep {
+			c.writeback(flushed, end-flushed)
+			flushed = end
+		}
+		return nil
+	})
 	whole := verify.NewDigester(c.newHash)
 	consume(hashes, func(b *packBuf) error { whole.Write(b.data); return nil })
 	for range workers {

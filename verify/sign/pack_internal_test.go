@@ -268,3 +268,48 @@ func TestCopierPool(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyArtifactWriteback checks that writeback is asked for contiguous
+// ranges of written bytes, from the start, every writebackStep or so.
+func TestCopyArtifactWriteback(t *testing.T) {
+	tests := []struct {
+		name      string
+		size      int64
+		chunkSize int64
+		want      [][2]int64
+	}{
+		{"less than a step", writebackStep - 1, verify.MinChunkSize, nil},
+		{"exactly a step", writebackStep, verify.MinChunkSize, [][2]int64{{0, writebackStep}}},
+		{"steps and a remainder", 2*writebackStep + 3, verify.MinChunkSize,
+			[][2]int64{{0, writebackStep}, {writebackStep, writebackStep}}},
+		{"buffers not dividing the step", 3*writebackStep + 3, 3<<20 + 1,
+			[][2]int64{{0, 3 * (3<<20 + 1)}, {3 * (3<<20 + 1), 3 * (3<<20 + 1)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w countingWriter
+			var got [][2]int64
+			c := testCopier(tt.chunkSize, 2)
+			c.writeback = func(off, n int64) {
+				if off+n > w.n {
+					t.Errorf("writeback of [%d, %d) with %d bytes written", off, off+n, w.n)
+				}
+				got = append(got, [2]int64{off, n})
+			}
+			if _, err := c.copyArtifact(context.Background(), &w, &failingReader{tt.size, io.EOF}); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("writeback of %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
