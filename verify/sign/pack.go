@@ -331,14 +331,14 @@ func (c *copier) pool() (bufSize, n int64, workers int) {
 //
 // The calling goroutine reads in, in order, into buffers of whole chunks
 // (but for the artifact's last) taken from a fixed pool. Each buffer goes to
-// three consumers at once: a goroutine writing to w in order (and starting
-// the writeback of every writebackStep bytes), one feeding
-// the artifact's hash in order (inherently sequential), and whichever of
-// c.workers goroutines is free, which hashes the buffer's chunks. The last
-// consumer done with a buffer returns it to the pool, so memory is the
-// pool's whatever the artifact's size, and the reads wait for the slowest
-// consumer. ctx is checked between buffers; progress is reported, on the
-// calling goroutine, as buffers are read.
+// three consumers at once: a goroutine writing to w in order (and calling
+// c.writeback every writebackStep bytes), one feeding the artifact's hash in
+// order (inherently sequential), and whichever of the workers is free,
+// which hashes the buffer's chunks. The last consumer done with a buffer
+// returns it to the pool, so memory is the pool's whatever the artifact's
+// size, and the reads wait for the slowest consumer. ctx is checked between
+// buffers; progress is reported, on the calling goroutine, as buffers are
+// read.
 func (c *copier) copyArtifact(ctx context.Context, w io.Writer, in io.Reader) (verify.Artifact, error) {
 	bufSize, nbuf, workers := c.pool()
 
