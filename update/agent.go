@@ -20,6 +20,7 @@ import (
 	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update/download"
 	"github.com/upkeephq/upkeep/update/release"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -33,7 +34,6 @@ type Agent struct {
 	cfg     Config
 	fs      durable.FS
 	log     *slog.Logger
-	dl      *downloader
 	box     *outbox
 	store   *backup.Store
 	dir     string // downloads
@@ -110,8 +110,6 @@ func New(cfg Config) (*Agent, error) {
 		box:     &outbox{fs: cfg.FS, dir: filepath.Join(cfg.StateDir, "outbox"), log: cfg.Logger},
 		nudge:   make(chan struct{}, 1),
 	}
-	a.dl = &downloader{fs: cfg.FS, src: cfg.Source, newHash: cfg.NewHash, attempts: cfg.ChunkAttempts,
-		progress: cfg.Progress, log: cfg.Logger}
 	for _, d := range []string{cfg.StateDir, a.dir, a.bundles, a.box.dir} {
 		if err := durable.MkdirAll(a.fs, d, 0o700); err != nil {
 			return nil, fmt.Errorf("update: state directory: %w", err)
@@ -359,6 +357,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 	}
 	u := &inflight{
 		ID: newID(), State: StateOffered, BundleHash: bundleHash, ArtifactURL: offer.ArtifactURL, Policy: offer.Policy,
+		Mirrors: slices.Clone(offer.Mirrors),
 		Release: m.ID(), Kind: m.Kind, Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version,
 		Floor: m.Floor, Accepted: a.cfg.Now(), Attempt: attempt,
 	}
@@ -450,6 +449,11 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 
 		case StateDownloading:
 			path, ended, err := a.download(ctx, u, m)
+			var wait *NotNowError
+			if errors.As(err, &wait) {
+				res.Waiting = wait
+				return res, nil
+			}
 			if err != nil {
 				return res, err
 			}
@@ -470,6 +474,11 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			if artifact == "" {
 				// Resumed: what is on disk is verified again before use.
 				path, ended, err := a.download(ctx, u, m)
+				var wait *NotNowError
+				if errors.As(err, &wait) {
+					res.Waiting = wait
+					return res, nil
+				}
 				if err != nil {
 					return res, err
 				}
@@ -517,7 +526,7 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				continue
 			}
 			if artifact == "" {
-				path, err := a.dl.fetch(ctx, m, u.ArtifactURL, a.dir)
+				path, err := a.fetch(ctx, u, m, nil)
 				if err != nil {
 					if ctx.Err() != nil {
 						return res, ctx.Err()
@@ -666,25 +675,77 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 // download fetches and verifies the artifact. A failure the network may
 // cure is returned as an error, with the state left to resume; one it
 // cannot cure ends the update (ended is true, and the journal says failed).
+// A download paused by the gate returns its *NotNowError.
 func (a *Agent) download(ctx context.Context, u *inflight, m *verify.Manifest) (path string, ended bool, err error) {
-	path, err = a.dl.fetch(ctx, m, u.ArtifactURL, a.dir)
-	var perm *permanentError
+	var gate func(context.Context) error
+	if a.cfg.Gate != nil {
+		// The download gate is asked again before every piece: a terminal
+		// that leaves Wi-Fi, or a window that closes, pauses the download.
+		gate = func(ctx context.Context) error {
+			if wait := a.gate(ctx, StageDownload, m, u); wait != nil {
+				return wait
+			}
+			return nil
+		}
+	}
+	path, err = a.fetch(ctx, u, m, gate)
+	var wait *NotNowError
 	switch {
 	case err == nil:
 		return path, false, nil
 	case ctx.Err() != nil:
 		return "", false, ctx.Err()
+	case errors.As(err, &wait):
+		return "", false, wait
 	case errors.Is(err, syscall.ENOSPC) && u.DiskFullRuns+1 < a.cfg.MaxDiskFullRuns:
 		if jerr := a.update(func(j *journal) { j.Update.DiskFullRuns++ }); jerr != nil {
 			return "", false, jerr
 		}
 		return "", false, &StepError{State: u.State, Err: err}
-	case errors.Is(err, syscall.ENOSPC), errors.As(err, &perm):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, verify.ErrDigestMismatch), errors.Is(err, transport.ErrRange):
+		// Bytes that are not the release's, an artifact shorter than
+		// announced, or no room: retrying now will not help.
 		return "", true, a.fail(u, err)
 	}
 	// The network or the server: retried with backoff until it comes back
 	// or the release expires (checked at every resume).
 	return "", false, &StepError{State: u.State, Err: err}
+}
+
+// fetch runs the download engine for the update's artifact: from the
+// offer's URL and mirrors, then the update server.
+func (a *Agent) fetch(ctx context.Context, u *inflight, m *verify.Manifest, allow func(context.Context) error) (string, error) {
+	var mirrors []string
+	for _, url := range append([]string{u.ArtifactURL}, u.Mirrors...) {
+		if url != "" && !slices.Contains(mirrors, url) {
+			mirrors = append(mirrors, url)
+		}
+	}
+	mirrors = append(mirrors, "") // the update server, last
+	var progress func(download.Progress)
+	if a.cfg.Progress != nil {
+		progress = func(p download.Progress) {
+			a.cfg.Progress(Progress{Release: u.Release, Done: p.Done, Total: p.Total, Chunks: p.Chunks,
+				ChunkTotal: p.ChunkTotal, Fetched: p.Fetched, Rate: p.Rate, ETA: p.ETA})
+		}
+	}
+	final, _ := artifactPaths(a.dir, u.Digest)
+	res, err := download.Fetch(ctx, download.Config{
+		Source: a.cfg.Source, Mirrors: mirrors, Artifact: &m.Artifact, Path: final, FS: a.fs,
+		Parallel: a.cfg.Parallel, ChunkAttempts: a.cfg.ChunkAttempts, RateLimit: a.cfg.RateLimit,
+		Allow: allow, Progress: progress, NewHash: a.cfg.NewHash, Logger: a.log,
+	})
+	if err != nil {
+		return "", err
+	}
+	return res.Path, nil
+}
+
+// artifactPaths names the artifact's files in the download directory: the
+// verified artifact, and the engine's partial and resume files.
+func artifactPaths(dir string, d verify.Digest) (final string, others []string) {
+	final = filepath.Join(dir, d.Hex()+".bin")
+	return final, []string{final + ".partial", final + ".partial.resume"}
 }
 
 // startStep journals one more start of the current state's step, and
@@ -1110,9 +1171,10 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 	// What is left of the update is removed; a power cut before these
 	// removals are durable leaves strays that New removes.
 	if u.Digest.Validate() == nil {
-		final, partial := artifactPaths(a.dir, u.Digest)
-		a.fs.Remove(final)
-		a.fs.Remove(partial)
+		final, others := artifactPaths(a.dir, u.Digest)
+		for _, p := range append(others, final) {
+			a.fs.Remove(p)
+		}
 	}
 	a.fs.Remove(a.bundlePath(u.BundleHash))
 	if err := a.store.Prune(); err != nil {
@@ -1164,8 +1226,10 @@ func (a *Agent) dropStrays() {
 	if u := a.current(); u != nil {
 		keep[u.BundleHash+".json"] = true
 		if u.Digest.Validate() == nil {
-			final, partial := artifactPaths(a.dir, u.Digest)
-			keep[filepath.Base(final)], keep[filepath.Base(partial)] = true, true
+			final, others := artifactPaths(a.dir, u.Digest)
+			for _, p := range append(others, final) {
+				keep[filepath.Base(p)] = true
+			}
 		}
 	}
 	for _, dir := range []string{a.bundles, a.dir} {

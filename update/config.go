@@ -13,6 +13,7 @@ import (
 	"github.com/upkeephq/upkeep/durable"
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update/download"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -136,13 +137,16 @@ type Device struct {
 	Channel string
 }
 
-// Progress is a download's progress.
+// Progress is a download's progress, for a progress bar.
 type Progress struct {
 	Release    string
 	Done       int64 // bytes verified, including any found on disk
 	Total      int64
 	Chunks     int // chunks verified
 	ChunkTotal int
+	Fetched    int64         // bytes received from the network this pass
+	Rate       float64       // bytes per second, recently
+	ETA        time.Duration // -1 while unknown
 }
 
 // Defaults for zero Config fields.
@@ -216,6 +220,13 @@ type Config struct {
 	// ChunkAttempts is how often a chunk whose hash differs is fetched
 	// before the download fails; 0 means DefaultChunkAttempts.
 	ChunkAttempts int
+	// Parallel is how many Range requests a download runs at once; 0 means
+	// download.DefaultParallel.
+	Parallel int
+	// RateLimit caps a download's bandwidth in bytes per second (a metered
+	// link); 0 means none. The download gate is asked again before every
+	// piece of a download, so a gate can pause it too.
+	RateLimit int64
 	// MaxDiskFullRuns is how many passes may fail to download a release
 	// for lack of disk space before it is given up (reported disk_full,
 	// and taken again if offered again); 0 means DefaultMaxDiskFullRuns.
@@ -228,7 +239,8 @@ type Config struct {
 	// during its checks, an install that trips the watchdog) is not
 	// retried again: the update rolls back. 0 means DefaultStepAttempts.
 	StepAttempts int
-	// Progress, if set, is called as chunks are verified. It must not block.
+	// Progress, if set, is called a few times a second while downloading,
+	// and at the end. It must not block.
 	Progress func(Progress)
 	// Observe, if set, is called with the agent's status after every
 	// journaled state change (for a screen that says "updating, do not
@@ -276,6 +288,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.MaxArtifactSize < 0 || c.KeepBackups < 0 || c.ChunkAttempts < 0 || c.CheckInterval < 0 ||
+		c.Parallel < 0 || c.Parallel > download.MaxParallel || c.RateLimit < 0 ||
 		c.MaxDiskFullRuns < 0 || c.StepAttempts < 0 || c.MaxAttempts < 0 ||
 		c.Probation.Beats < 0 || c.Probation.For < 0 || c.Probation.Deadline < 0 {
 		errs = append(errs, errors.New("negative limits are not allowed"))

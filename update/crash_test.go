@@ -84,6 +84,7 @@ var (
 // crashTerminal is one payment terminal whose every byte lives on a
 // CrashFS.
 type crashTerminal struct {
+	net   *deadSource
 	fs    *durabletest.CrashFS
 	srv   *transporttest.Server
 	cfg   update.Config
@@ -109,28 +110,44 @@ func (term *crashTerminal) boot() {
 	}
 }
 
-// deadSource is the terminal's network: it goes when the power goes.
+// deadSource is the terminal's network: it goes when the power goes, and
+// with it the processor: the pass's context is cancelled, so nothing keeps
+// running (retrying, backing off) on a terminal that is off.
 type deadSource struct {
 	update.Source
-	fs *durabletest.CrashFS
+	fs     *durabletest.CrashFS
+	mu     sync.Mutex
+	cancel context.CancelFunc // the running pass's
 }
 
-func (d deadSource) Check(ctx context.Context, req *transport.CheckRequest) (*transport.CheckResponse, error) {
-	if d.fs.Crashed() {
+func (d *deadSource) dead() bool {
+	if !d.fs.Crashed() {
+		return false
+	}
+	d.mu.Lock()
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.mu.Unlock()
+	return true
+}
+
+func (d *deadSource) Check(ctx context.Context, req *transport.CheckRequest) (*transport.CheckResponse, error) {
+	if d.dead() {
 		return nil, durabletest.ErrCrashed
 	}
 	return d.Source.Check(ctx, req)
 }
 
-func (d deadSource) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
-	if d.fs.Crashed() {
+func (d *deadSource) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
+	if d.dead() {
 		return nil, durabletest.ErrCrashed
 	}
 	return d.Source.OpenArtifact(ctx, req)
 }
 
-func (d deadSource) Report(ctx context.Context, req *transport.ReportRequest) (*transport.ReportResponse, error) {
-	if d.fs.Crashed() {
+func (d *deadSource) Report(ctx context.Context, req *transport.ReportRequest) (*transport.ReportResponse, error) {
+	if d.dead() {
 		return nil, durabletest.ErrCrashed
 	}
 	return d.Source.Report(ctx, req)
@@ -341,8 +358,9 @@ func newCrashTerminal(t *testing.T, sc crashScenario, seed uint64) *crashTermina
 		term.ab = &abInstaller{fs: fsys}
 		inst = term.ab
 	}
+	term.net = &deadSource{Source: client, fs: fsys}
 	term.cfg = update.Config{
-		Source:      deadSource{Source: client, fs: fsys},
+		Source:      term.net,
 		Keys:        ring,
 		FS:          fsys,
 		StateDir:    "/state",
@@ -417,7 +435,12 @@ func (r *crashRun) run(t *testing.T) int {
 		r.checkConsistent(term, a, fail)
 		settled, reboot := false, false
 		for pass := 0; pass < 10 && !term.fs.Crashed(); pass++ {
-			res, err := a.Update(ctx)
+			passCtx, cancel := context.WithCancel(ctx)
+			term.net.mu.Lock()
+			term.net.cancel = cancel
+			term.net.mu.Unlock()
+			res, err := a.Update(passCtx)
+			cancel()
 			term.beats.n.Add(1) // a heartbeat went through between passes
 			st := a.Status()
 			if st.State == update.StateIdle && st.Last != nil && st.Last.Release == "app@1.1.0" {

@@ -135,6 +135,7 @@ type inflight struct {
 	// again at every resume until the install starts.
 	BundleHash  string           `json:"bundle_hash"`
 	ArtifactURL string           `json:"artifact_url,omitempty"`
+	Mirrors     []string         `json:"mirrors,omitempty"`
 	Policy      transport.Policy `json:"policy"`
 	Release     string           `json:"release"`
 	Kind        verify.Kind      `json:"kind"`
@@ -226,6 +227,7 @@ func (j *journal) clone() *journal {
 	}
 	if j.Update != nil {
 		u := *j.Update
+		u.Mirrors = slices.Clone(u.Mirrors)
 		c.Update = &u
 	}
 	if j.Last != nil {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/upkeephq/upkeep/backup"
@@ -512,4 +514,66 @@ func TestObserveMayActOnTheAgent(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("deadlocked")
 	}
+}
+
+// TestGatePausesADownload: a download gate that closes mid-download (the
+// terminal left Wi-Fi) pauses it; it is a wait, not a failure, and the
+// download goes on from where it stopped.
+func TestGatePausesADownload(t *testing.T) {
+	f := newFixture(t)
+	r := f.release("1.1.0", 200_000)
+	f.publish(r)
+	var asked atomic.Int32
+	onWiFi := atomic.Bool{}
+	onWiFi.Store(true)
+	a := f.agent(func(c *update.Config) {
+		c.Gate = func(ctx context.Context, req update.GateRequest) error {
+			if req.Stage == update.StageDownload && asked.Add(1) > 10 && !onWiFi.Load() {
+				return update.NotNow(time.Minute, "on cellular: waiting for Wi-Fi")
+			}
+			return nil
+		}
+	})
+	onWiFi.Store(false)
+	res := mustUpdate(t, a)
+	if res.Waiting == nil || !strings.Contains(res.Waiting.Reason, "Wi-Fi") || res.State != update.StateDownloading {
+		t.Fatalf("%+v, want paused in downloading", res)
+	}
+	if len(f.srv.Reports()) != 0 {
+		t.Error("a pause was reported as an outcome")
+	}
+	onWiFi.Store(true)
+	if res = mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+		t.Fatalf("%+v", res)
+	}
+	if !bytes.Equal(f.inst.bytes(), r.Artifact) {
+		t.Error("installed bytes differ")
+	}
+}
+
+// TestMirrorDownFallsBackToTheServer: an offer names a CDN that is down;
+// the artifact comes from the update server instead.
+func TestMirrorDownFallsBackToTheServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		r := f.release("1.1.0", 50_000)
+		f.publish(r)
+		src := &offering{Source: &cdnDown{Source: f.client}, offers: []transport.Offer{{
+			Bundle: r.Bundle, ArtifactURL: "https://cdn.example.com/app.bin", Mirrors: []string{"https://cdn2.example.com/app.bin"},
+		}}}
+		a := f.agent(func(c *update.Config) { c.Source = src; c.Now = nil })
+		if res := mustUpdate(t, a); res.Outcome != transport.OutcomeCommitted {
+			t.Fatalf("%+v", res)
+		}
+	})
+}
+
+// cdnDown fails every request to a URL other than the update server's.
+type cdnDown struct{ update.Source }
+
+func (c *cdnDown) OpenArtifact(ctx context.Context, req transport.ArtifactRequest) (io.ReadCloser, error) {
+	if req.URL != "" {
+		return nil, errors.New("dial tcp: connection refused")
+	}
+	return c.Source.OpenArtifact(ctx, req)
 }
