@@ -10,6 +10,12 @@
 // -install says otherwise; -data names a directory snapshotted before every
 // install and restored on rollback. With -once the terminal exits after its
 // first update ends: 0 if it committed, 1 otherwise.
+//
+// Fetch-only mode downloads and verifies a release without installing it,
+// from any HTTP server with Range support that serves the release
+// directory (the engine timed like any other download tool):
+//
+//	go run ./examples/terminal fetch -keys KEYS -manifest FILE -from URL -out FILE
 package main
 
 import (
@@ -31,7 +37,12 @@ import (
 )
 
 func main() {
-	err := run(os.Args[1:])
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "fetch" {
+		err = fetch(os.Args[2:], os.Stdout, os.Stderr)
+	} else {
+		err = run(os.Args[1:])
+	}
 	var exit exitError
 	switch {
 	case errors.As(err, &exit):
@@ -100,7 +111,7 @@ func run(args []string) error {
 
 	var mu sync.Mutex
 	var last *transport.Result
-	lastPct := -10
+	bar := cli.NewBar(os.Stderr)
 	start := time.Now()
 	say := func(format string, args ...any) {
 		fmt.Printf("[%6.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
@@ -129,10 +140,9 @@ func run(args []string) error {
 			say("%s", line)
 		},
 		Progress: func(p update.Progress) {
-			pct := int(p.Done * 100 / max(p.Total, 1))
-			if pct/10 != lastPct/10 || pct == 100 && lastPct != 100 {
-				lastPct = pct
-				say("%s: download %3d%% (%d of %d chunks verified)", p.Release, pct, p.Chunks, p.ChunkTotal)
+			bar.Update(p.Release, p.Done, p.Total, p.Rate, p.ETA)
+			if p.Done == p.Total {
+				bar.Done()
 			}
 		},
 	})
