@@ -458,6 +458,12 @@ func (e *engine) segment(ctx context.Context, s segment, wk *worker) error {
 		err := e.stream(ctx, m, start, last.Offset+last.Size-start, first, s.end, wk, false)
 		switch {
 		case err == nil:
+			if e.f != nil {
+				// Start flushing the segment now, so the Sync at the end
+				// waits for the last segments only.
+				head := e.a.Chunks[s.first].Offset
+				durable.StartWriteback(e.f, head, last.Offset+last.Size-head)
+			}
 			continue
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -183,7 +183,7 @@ func Pack(ctx context.Context, cfg PackConfig) (_ *Packed, err error) {
 		progress: cfg.Progress,
 		// Flush as the copy goes: the fsync below then waits for the tail
 		// only, not for the whole artifact after the hashing.
-		writeback: func(off, n int64) { startWriteback(f, off, n) },
+		writeback: func(off, n int64) { durable.StartWriteback(f, off, n) },
 	}
 	a, err := c.copyArtifact(ctx, f, in)
 	if err == nil {
