@@ -90,6 +90,7 @@ type config struct {
 	parallel  int
 	peers     map[string]bool // the peers asked for
 	upkeepBin string
+	serveOnly bool   // prepare and serve, print the commands, run nothing
 	command   string // the command line, for the report
 }
 
@@ -118,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	parallel := fs.Int("parallel", 0, "passed to terminal fetch -parallel (0: its default)")
 	peers := fs.String("peers", "curl,aria2c", "peers to time: curl (with openssl), aria2c; comma-separated, or none")
 	upkeepBin := fs.String("upkeep", "", "a built examples/terminal binary to time (default: go build it into the work directory)")
+	serveOnly := fs.Bool("serve", false, "make the release, serve it and print each tool's command, until interrupted: to profile or time a tool by hand")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -132,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	cfg := &config{
 		size: size.n, chunkSize: chunk.n, runs: *runs, warmup: *warmup, dir: *dir, keep: *keep,
-		parallel: *parallel, peers: map[string]bool{}, upkeepBin: *upkeepBin,
+		parallel: *parallel, peers: map[string]bool{}, upkeepBin: *upkeepBin, serveOnly: *serveOnly,
 		command: commandLine(args),
 	}
 	switch {

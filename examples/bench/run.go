@@ -52,6 +52,9 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (*report, e
 	}
 	l := &lab{cfg: cfg, rel: rel, srv: srv, outDir: outDir, upkeep: bin, self: self, env: childEnv()}
 	rep.machine = describeMachine(work)
+	if cfg.serveOnly {
+		return rep, serveUntilDone(ctx, l, stdout)
+	}
 
 	for _, sink := range cfg.sinks {
 		tools, skipped := l.tools(sink)
@@ -102,4 +105,22 @@ func buildTerminal(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build examples/terminal (run the bench from inside the upkeep module, or pass -upkeep): %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// serveUntilDone prints each tool's command and serves the release until
+// ctx is done.
+func serveUntilDone(ctx context.Context, l *lab, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "serving %s at %s until interrupted\n", l.rel.dir, l.srv.url)
+	for _, sink := range l.cfg.sinks {
+		tools, skipped := l.tools(sink)
+		fmt.Fprintf(stdout, "\n%s sink:\n", sink)
+		for _, t := range tools {
+			fmt.Fprintf(stdout, "  %-13s %s\n", t.name, t.command)
+		}
+		for _, s := range skipped {
+			fmt.Fprintf(stdout, "  skipped %s\n", s)
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
