@@ -47,6 +47,7 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	parallel := fs.Int("parallel", download.DefaultParallel, "connections at once")
 	rate := fs.Int64("rate", 0, "bandwidth cap in bytes per second (0: none)")
 	discard := fs.Bool("discard", false, "verify without writing the file (-out is then ignored): to measure the engine without the disk")
+	buffered := fs.Bool("buffered", false, "write through the page cache (default on Linux: O_DIRECT where the filesystem allows it)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0: never)")
 	if err := fs.Parse(args); err != nil {
@@ -88,7 +89,7 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	res, err := download.Fetch(ctx, download.Config{
 		Source: src, Mirrors: []string{artifactURL}, Artifact: &m.Artifact, Path: *out, Discard: *discard,
-		Parallel: *parallel, RateLimit: *rate, Progress: progress,
+		Parallel: *parallel, RateLimit: *rate, Progress: progress, Buffered: *buffered,
 	})
 	if bar != nil {
 		bar.Done()

@@ -162,20 +162,28 @@ func TestFetch(t *testing.T) {
 		chunk    int64
 		parallel int
 		segment  int64
+		buffered bool
+		// direct is what goes past the page cache where the filesystem
+		// takes O_DIRECT: whole 4 KiB-aligned pieces, never a chunk's
+		// odd-sized tail.
+		direct int64
 	}{
-		{"one chunk", 1000, verify.MinChunkSize, 4, 0},
-		{"many chunks, few workers", 300_000, verify.MinChunkSize, 2, 64 << 10},
-		{"chunks bigger than a piece", 3_000_000, 1 << 20, 4, 0},
-		{"one worker", 100_000, 8 << 10, 1, 16 << 10},
-		{"empty", 0, verify.MinChunkSize, 4, 0},
+		{"one chunk", 1000, verify.MinChunkSize, 4, 0, false, 0},
+		{"many chunks, few workers", 300_000, verify.MinChunkSize, 2, 64 << 10, false, 300_000 / 4096 * 4096},
+		{"chunks bigger than a piece", 3_000_000, 1 << 20, 4, 0, false, 2<<20 + 3*pieceSize},
+		{"through the page cache", 3_000_000, 1 << 20, 4, 0, true, 0},
+		{"one worker", 100_000, 8 << 10, 1, 16 << 10, false, 12 * 8 << 10},
+		{"odd chunk size", 1_000_000, 10_000, 3, 0, false, 0},
+		{"empty", 0, verify.MinChunkSize, 4, 0, false, 0},
 	}
+	directOK := directWritable(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data, a := artifact(t, tt.size, tt.chunk)
 			srv := newServer(data)
 			path := filepath.Join(t.TempDir(), "app.bin")
 			cfg := config(srv, a, path)
-			cfg.Parallel, cfg.SegmentSize = tt.parallel, tt.segment
+			cfg.Parallel, cfg.SegmentSize, cfg.Buffered = tt.parallel, tt.segment, tt.buffered
 			var last download.Progress
 			cfg.Progress = func(p download.Progress) { last = p }
 			res, err := download.Fetch(context.Background(), cfg)
@@ -187,6 +195,9 @@ func TestFetch(t *testing.T) {
 			}
 			if res.Path != path || res.Fetched != int64(tt.size) || res.Reused != 0 {
 				t.Errorf("Result %+v", res)
+			}
+			if want := map[bool]int64{true: tt.direct}[directOK]; res.Direct != want {
+				t.Errorf("Direct = %d bytes, want %d (O_DIRECT usable here: %v)", res.Direct, want, directOK)
 			}
 			if last.Done != int64(tt.size) || last.Chunks != len(a.Chunks) || last.ETA != 0 {
 				t.Errorf("last progress %+v", last)
@@ -204,6 +215,9 @@ func TestFetch(t *testing.T) {
 		})
 	}
 }
+
+// pieceSize is the engine's: the unit it reads, hashes and writes.
+const pieceSize = 256 << 10
 
 // TestKilledTenTimes kills the download at ten random points; it then
 // completes having fetched no more than the artifact and ten chunks: a
