@@ -14,7 +14,8 @@
 //
 //   - upkeep: `terminal fetch -quiet -out FILE` (examples/terminal, built
 //     once with go build), which verifies every chunk against the signed
-//     manifest and fsyncs before it exits;
+//     manifest and fsyncs before it exits; and again with -buffered, to
+//     show what its O_DIRECT writes are worth against the page cache;
 //   - curl+openssl: `curl -sS -o FILE URL`, then `openssl dgst -sha256 FILE`,
 //     the two timed and summed, the digest checked against the manifest's;
 //   - aria2c: `aria2c -x4 -s4 --checksum=sha-256=HEX ...`.

@@ -94,6 +94,8 @@ func TestBenchEndToEnd(t *testing.T) {
 			want := map[string]bool{toolUpkeep: true}
 			if s.sink == sinkMemory {
 				want[toolReference] = true
+			} else {
+				want[toolBuffered] = true
 			}
 			if ok, _ := installed("curl", "openssl"); ok {
 				want[map[string]string{sinkDisk: toolCurl, sinkMemory: toolCurlPipe}[s.sink]] = true

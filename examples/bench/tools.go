@@ -21,7 +21,10 @@ import (
 
 // Tool names, as the report shows them.
 const (
-	toolUpkeep    = "upkeep"
+	toolUpkeep = "upkeep"
+	// upkeep writing through the page cache (fetch -buffered), beside its
+	// default O_DIRECT writes: what those are worth on this disk.
+	toolBuffered  = "upkeep-buffered"
 	toolCurl      = "curl+openssl"
 	toolCurlPipe  = "curl|openssl"
 	toolAria2     = "aria2c"
@@ -120,21 +123,26 @@ func (l *lab) tools(sink string) (tools []tool, skipped []string) {
 		return tools, skipped
 	}
 
-	up := append(fetch, "-out", out, "-quiet")
-	tools = append(tools, tool{
-		name:    toolUpkeep,
-		command: shellJoin(up),
-		run: func(ctx context.Context) (measure, error) {
-			if err := clean(out, out+".partial", out+".partial.resume"); err != nil {
-				return measure{}, err
-			}
-			m, err := l.timeOne(ctx, up, nil)
-			if err != nil {
-				return m, err
-			}
-			return m, checkFile(ctx, out, a)
-		},
-	})
+	for _, v := range []struct {
+		name  string
+		extra []string
+	}{{toolUpkeep, nil}, {toolBuffered, []string{"-buffered"}}} {
+		up := append(append(append([]string{}, fetch...), v.extra...), "-out", out, "-quiet")
+		tools = append(tools, tool{
+			name:    v.name,
+			command: shellJoin(up),
+			run: func(ctx context.Context) (measure, error) {
+				if err := clean(out, out+".partial", out+".partial.resume"); err != nil {
+					return measure{}, err
+				}
+				m, err := l.timeOne(ctx, up, nil)
+				if err != nil {
+					return m, err
+				}
+				return m, checkFile(ctx, out, a)
+			},
+		})
+	}
 	if l.cfg.peers[peerCurl] {
 		if curlOK {
 			c := []string{"curl", "-sS", "-o", out, url}
