@@ -142,6 +142,12 @@ type Policy struct {
 	Blocking bool `json:"blocking,omitempty"`
 	// Deadline is when a deferrable update becomes required.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// DownloadWindows and InstallWindows, when set, replace the
+	// terminal's own maintenance windows for this offer: weekly windows
+	// in the terminal's local time, such as "mon-fri 01:00-05:00" or
+	// "daily 22:00-02:00" (see the update/gate package).
+	DownloadWindows []string `json:"download_windows,omitempty"`
+	InstallWindows  []string `json:"install_windows,omitempty"`
 }
 
 // Outcome is how an update attempt ended.
