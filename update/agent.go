@@ -608,7 +608,11 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				return res, err // ctx done: the checks run again on resume
 			}
 			if err := results.Err(); err != nil {
-				if err := a.rollBack(u, transport.ReasonHealth, err); err != nil {
+				reason := transport.ReasonHealth
+				if errors.Is(err, verify.ErrSignIn) {
+					reason = transport.ReasonSignIn
+				}
+				if err := a.rollBack(u, reason, err); err != nil {
 					return res, err
 				}
 				continue

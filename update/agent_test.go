@@ -151,6 +151,41 @@ func TestHealthFailureRollsBackAndRestoresData(t *testing.T) {
 	}
 }
 
+// TestFailedSignInIsAFailedUpdate: the built-in sign-in check failing
+// rolls the update back with its own reason code, after the echo test and
+// the vendor's function tests passed.
+func TestFailedSignInIsAFailedUpdate(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 20_000))
+	var ran []string
+	ok := func(name string) func(context.Context) error {
+		return func(context.Context) error { ran = append(ran, name); return nil }
+	}
+	a := f.agent(func(c *update.Config) {
+		c.Checks = []verify.Check{
+			verify.FunctionTest("card reader", 0, ok("card reader")),
+			verify.Echo(ok("echo"), verify.Retry{}),
+			verify.SignIn(func(context.Context) error {
+				ran = append(ran, "sign-in")
+				return errors.New("host refused the working key")
+			}, verify.Retry{Attempts: 1}),
+		}
+	})
+	res := mustUpdate(t, a)
+	if res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonSignIn || !errors.Is(res.Err, verify.ErrSignIn) {
+		t.Fatalf("Update = %+v, want rolled back for sign-in", res)
+	}
+	if strings.Join(ran, ",") != "card reader,echo,sign-in" {
+		t.Errorf("checks ran: %v", ran)
+	}
+	if v := f.component(a, "firmware"); v != "1.0.0" {
+		t.Errorf("version %s after the failed sign-in, want 1.0.0", v)
+	}
+	if reports := f.srv.Reports(); len(reports) != 1 || reports[0].Reason != transport.ReasonSignIn {
+		t.Fatalf("reports = %+v", reports)
+	}
+}
+
 func TestInstallFailureRollsBack(t *testing.T) {
 	f := newFixture(t)
 	f.publish(f.release("1.1.0", 20_000))
