@@ -15,7 +15,7 @@ const module = "github.com/upkeephq/upkeep"
 // terminal lists the packages a terminal binary links.
 var terminal = []string{
 	"update", "update/release", "update/fileinstall", "heartbeat", "backup", "verify", "transport",
-	"transport/httptransport", "durable", "update/download",
+	"transport/httptransport", "durable", "update/download", "update/maint",
 }
 
 // serverSide are packages and modules a terminal must never link.
@@ -34,6 +34,7 @@ var allowedModules = map[string]bool{
 	"github.com/klauspost/cpuid/v2":         true,
 	"golang.org/x/sys":                      true,
 	"golang.org/x/sync":                     true,
+	"golang.org/x/crypto":                   true,
 }
 
 func goList(t *testing.T, args ...string) []string {
