@@ -15,7 +15,7 @@ const module = "github.com/upkeephq/upkeep"
 // terminal lists the packages a terminal binary links.
 var terminal = []string{
 	"update", "update/release", "update/fileinstall", "heartbeat", "backup", "verify", "transport",
-	"transport/httptransport", "durable", "update/download", "update/maint",
+	"transport/httptransport", "durable", "update/download", "update/gate", "update/maint",
 }
 
 // serverSide are packages and modules a terminal must never link.
