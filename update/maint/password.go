@@ -121,7 +121,8 @@ type PasswordConfig struct {
 	// LockBase is the wait after FreeTries failures; each further failure
 	// doubles it. Zero means [DefaultLockBase].
 	LockBase time.Duration
-	// LockMax caps the wait. Zero means [DefaultLockMax]; at most 30 days.
+	// LockMax caps the wait. Zero means [DefaultLockMax], or LockBase if
+	// that is longer; at most 30 days.
 	LockMax time.Duration
 	// Logger receives failed tries and lockouts, never a password. Nil
 	// discards.
