@@ -209,6 +209,19 @@ type ReportRequest struct {
 	Reason  Reason    `json:"reason"`
 	Detail  string    `json:"detail,omitempty"`
 	At      time.Time `json:"at"`
+	// Manual, on a manual update from a local package, names the
+	// technician credential that authorised it, for the audit log.
+	Manual *Manual `json:"manual,omitempty"`
+}
+
+// Manual is how a manual update was authorised: never the secret itself.
+type Manual struct {
+	// Method is "password" (the maintenance password) or "token" (a
+	// technician token the server signed).
+	Method string `json:"method"`
+	// Credential names the credential used, such as
+	// "maintenance-password" or "token:tech-042@k1".
+	Credential string `json:"credential"`
 }
 
 // ReportResponse acknowledges a report.
@@ -285,6 +298,9 @@ func (r *ReportRequest) Validate() error {
 	}
 	if len(r.Detail) > MaxDetail {
 		return badRequest("report detail of %d bytes, limit %d", len(r.Detail), MaxDetail)
+	}
+	if m := r.Manual; m != nil && (m.Method == "" || len(m.Method) > 32 || m.Credential == "" || len(m.Credential) > 200) {
+		return badRequest("report manual: want a method of 1 to 32 bytes and a credential of 1 to 200")
 	}
 	return nil
 }

@@ -261,7 +261,7 @@ func (a *Agent) Update(ctx context.Context) (Result, error) {
 		offers = offers[:maxOffers]
 	}
 	for _, offer := range offers {
-		accepted, r, err := a.accept(ctx, offer)
+		accepted, r, err := a.accept(ctx, offer, nil)
 		if err != nil {
 			return r, err
 		}
@@ -317,7 +317,7 @@ func (a *Agent) device() release.Device {
 // bundle and journals it as offered. A refused offer is reported and
 // remembered, so that the same bundle is not fetched and refused again
 // every pass. The error is for a journal or outbox that cannot be written.
-func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result, error) {
+func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*inflight)) (bool, Result, error) {
 	bundleHash := hashHex(offer.Bundle)
 	a.mu.Lock()
 	junk := slices.Contains(a.j.Junk, bundleHash)
@@ -360,6 +360,9 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer) (bool, Result
 		Mirrors: slices.Clone(offer.Mirrors),
 		Release: m.ID(), Kind: m.Kind, Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version,
 		Floor: m.Floor, Accepted: a.cfg.Now(), Attempt: attempt,
+	}
+	if manual != nil {
+		manual(u)
 	}
 	if err := a.update(func(j *journal) { j.Update = u }); err != nil {
 		return false, Result{State: StateIdle, Release: m.ID()}, err
@@ -609,7 +612,8 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 			if err := results.Err(); err != nil {
 				reason := transport.ReasonHealth
-				if errors.Is(err, verify.ErrSignIn) {
+				var failed *verify.CheckError
+				if errors.Is(err, verify.ErrSignIn) || errors.As(err, &failed) && failed.Name == verify.CheckSignIn {
 					reason = transport.ReasonSignIn
 				}
 				if err := a.rollBack(u, reason, err); err != nil {
@@ -682,7 +686,7 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 // A download paused by the gate returns its *NotNowError.
 func (a *Agent) download(ctx context.Context, u *inflight, m *verify.Manifest) (path string, ended bool, err error) {
 	var gate func(context.Context) error
-	if a.cfg.Gate != nil {
+	if a.cfg.Gate != nil && u.Manual == nil || a.cfg.ManualGate != nil && u.Manual != nil {
 		// The download gate is asked again before every piece: a terminal
 		// that leaves Wi-Fi, or a window that closes, pauses the download.
 		gate = func(ctx context.Context) error {
@@ -706,7 +710,10 @@ func (a *Agent) download(ctx context.Context, u *inflight, m *verify.Manifest) (
 			return "", false, jerr
 		}
 		return "", false, &StepError{State: u.State, Err: err}
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, verify.ErrDigestMismatch), errors.Is(err, transport.ErrRange):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, verify.ErrDigestMismatch), errors.Is(err, transport.ErrRange),
+		u.Package != "":
+		// A local package that cannot be read (a stick pulled out, a
+		// truncated file) fails too: the technician is there to retry.
 		// Bytes that are not the release's, an artifact shorter than
 		// announced, or no room: retrying now will not help.
 		return "", true, a.fail(u, err)
@@ -734,11 +741,18 @@ func (a *Agent) fetch(ctx context.Context, u *inflight, m *verify.Manifest, allo
 		}
 	}
 	final, _ := artifactPaths(a.dir, u.Digest)
-	res, err := download.Fetch(ctx, download.Config{
+	cfg := download.Config{
 		Source: a.cfg.Source, Mirrors: mirrors, Artifact: &m.Artifact, Path: final, FS: a.fs,
 		Parallel: a.cfg.Parallel, ChunkAttempts: a.cfg.ChunkAttempts, RateLimit: a.cfg.RateLimit,
 		Allow: allow, Progress: progress, NewHash: a.cfg.NewHash, Logger: a.log,
-	})
+	}
+	if u.Package != "" {
+		// A manual update copies from the package through the same
+		// engine: every chunk verified against the signed list.
+		cfg.Source, cfg.Mirrors = packageSource{}, []string{filepath.Join(u.Package, m.Artifact.Name)}
+		cfg.RateLimit, cfg.Retries, cfg.RetryWait = 0, 1, time.Millisecond
+	}
+	res, err := download.Fetch(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -994,8 +1008,12 @@ func (u *inflight) manifest() *verify.Manifest {
 // gate asks the Gate about stage, and records why the agent waits.
 func (a *Agent) gate(ctx context.Context, stage Stage, m *verify.Manifest, u *inflight) *NotNowError {
 	var err error
-	if a.cfg.Gate != nil {
-		err = a.cfg.Gate(ctx, GateRequest{Stage: stage, Manifest: m, Policy: u.Policy})
+	g := a.cfg.Gate
+	if u.Manual != nil {
+		g = a.cfg.ManualGate
+	}
+	if g != nil {
+		err = g(ctx, GateRequest{Stage: stage, Manifest: m, Policy: u.Policy})
 	}
 	var wait *NotNowError
 	switch {
@@ -1200,7 +1218,7 @@ func (a *Agent) reportFor(u *inflight, outcome transport.Outcome, reason transpo
 	}
 	return &transport.ReportRequest{
 		ID: u.ID + "-" + string(outcome), Release: u.Release, From: u.From, To: u.To, Phase: string(phase),
-		Outcome: outcome, Reason: reason, Detail: d, At: a.cfg.Now(),
+		Outcome: outcome, Reason: reason, Detail: d, At: a.cfg.Now(), Manual: u.Manual,
 	}
 }
 

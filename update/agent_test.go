@@ -99,7 +99,7 @@ func TestHealthFailureRollsBackAndRestoresData(t *testing.T) {
 	a := f.agent(func(c *update.Config) {
 		c.Checks = []verify.Check{
 			{Name: "starts", Run: func(context.Context) error { return nil }},
-			{Name: "sign-in", Run: func(context.Context) error { return errors.New("host refused the working key") }},
+			{Name: "payment-app", Run: func(context.Context) error { return errors.New("host refused the working key") }},
 		}
 	})
 	res := mustUpdate(t, a)
@@ -107,7 +107,7 @@ func TestHealthFailureRollsBackAndRestoresData(t *testing.T) {
 		t.Fatalf("Update = %+v, want rolled back for health", res)
 	}
 	var check *verify.CheckError
-	if !errors.As(res.Err, &check) || check.Name != "sign-in" {
+	if !errors.As(res.Err, &check) || check.Name != "payment-app" {
 		t.Errorf("Err = %v, want the failed check, typed", res.Err)
 	}
 	if res.State != update.StateIdle {

@@ -211,7 +211,13 @@ type Config struct {
 	// attempts_exhausted); 0 means DefaultMaxAttempts.
 	MaxAttempts int
 	// Gate says when the agent may download and install; nil means always.
+	// The update/gate package has the POS gates and composes them.
 	Gate Gate
+	// ManualGate replaces Gate for manual updates from a local package
+	// ([Agent.InstallPackage]): a technician is at the terminal, so the
+	// automatic update's idle time, heartbeats, windows and prompts do
+	// not apply, but a sale in progress still should. Nil means always.
+	ManualGate Gate
 	// CheckInterval is how often Run checks for updates without a nudge;
 	// 0 means DefaultCheckInterval. Each wait is jittered by ±10%.
 	CheckInterval time.Duration

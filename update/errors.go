@@ -9,6 +9,13 @@ import (
 var (
 	// ErrBusy is returned by [Agent.Update] while another pass is running.
 	ErrBusy = errors.New("update: an update pass is already running")
+	// ErrInProgress is returned by [Agent.InstallPackage] while an update
+	// is under way: it must end (or roll back) first.
+	ErrInProgress = errors.New("update: an update is in progress")
+	// ErrPackage is a manual package that cannot be installed: unreadable,
+	// refused on verification (the cause is wrapped too), the version
+	// already installed, or tried before and failed.
+	ErrPackage = errors.New("update: package refused")
 	// ErrJournal reports a journal that cannot be read or written; the
 	// agent stops rather than guess where it was.
 	ErrJournal = errors.New("update: journal")

@@ -166,6 +166,11 @@ type inflight struct {
 	ProbationBeats int       `json:"probation_beats,omitempty"`
 	MarkedGood     bool      `json:"marked_good,omitempty"`
 	MarkedBad      string    `json:"marked_bad,omitempty"`
+	// Package is the local release directory of a manual update, and
+	// Manual the credential that authorised it; both empty for updates
+	// the server offered.
+	Package string            `json:"package,omitempty"`
+	Manual  *transport.Manual `json:"manual,omitempty"`
 	// Outcome, Reason and Detail are set once the end is known.
 	Outcome transport.Outcome `json:"outcome,omitempty"`
 	Reason  transport.Reason  `json:"reason,omitempty"`

@@ -91,8 +91,9 @@ func retrying(name string, kind error, fn func(ctx context.Context) error, r Ret
 			t := time.NewTimer(r.Wait)
 			select {
 			case <-ctx.Done():
+				// Out of time (or cancelled) while waiting to try again.
 				t.Stop()
-				return fmt.Errorf("%w after %d tries: %w", kind, try, err)
+				return fmt.Errorf("%w after %d tries: %w (last: %v)", kind, try, context.Cause(ctx), err)
 			case <-t.C:
 			}
 		}

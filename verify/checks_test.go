@@ -58,7 +58,8 @@ func TestBuiltinChecks(t *testing.T) {
 					if !errors.Is(err, tt.kind) || !errors.As(err, &ce) || ce.Name != c.Name {
 						t.Fatalf("error %v: want a *CheckError named %q matching %v", err, c.Name, tt.kind)
 					}
-					if tt.kind != verify.ErrCheckTimeout && !errors.Is(err, hostDown) {
+					if tt.kind != verify.ErrCheckTimeout && !errors.Is(err, hostDown) ||
+						tt.kind == verify.ErrCheckTimeout && !strings.Contains(rs[0].Reason, "timed out") {
 						t.Errorf("error %v lost the last cause", err)
 					}
 				}
