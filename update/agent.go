@@ -1029,6 +1029,10 @@ func (a *Agent) gate(ctx context.Context, stage Stage, m *verify.Manifest, u *in
 	a.mu.Lock()
 	if wait != nil {
 		a.waiting = fmt.Sprintf("%s: %s", stage, wait.Reason)
+		if len(a.waiting) > transport.MaxDetail {
+			// Many gates' reasons joined: cut to what a heartbeat carries.
+			a.waiting = strings.ToValidUTF8(a.waiting[:transport.MaxDetail-3], "") + "..."
+		}
 	} else {
 		a.waiting = ""
 	}

@@ -852,3 +852,24 @@ func TestFactoryVersionsOnlySeedANewJournal(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLongWaitingReason: many gates' reasons joined are cut to what a
+// heartbeat may carry, so the server still hears why the terminal waits.
+func TestLongWaitingReason(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 10_000))
+	long := strings.Repeat("outside the install window; ", 200)
+	a := f.agent(func(c *update.Config) {
+		c.Gate = func(context.Context, update.GateRequest) error { return update.NotNow(time.Minute, long) }
+	})
+	if res := mustUpdate(t, a); res.State != update.StateGated {
+		t.Fatalf("Update = %+v", res)
+	}
+	hb, err := a.Heartbeat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hb.Validate(); err != nil || !strings.HasPrefix(hb.Waiting, "download: outside the install window") {
+		t.Fatalf("heartbeat with waiting %d bytes: %v", len(hb.Waiting), err)
+	}
+}
