@@ -6,6 +6,7 @@ require (
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/minio/sha256-simd v1.0.1
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.55.0
 	golang.org/x/sync v0.22.0
 )
