@@ -74,6 +74,7 @@ type Breach struct {
 	Limit            float64
 }
 
+// String says in words which limit was passed, and by how much.
 func (b Breach) String() string {
 	kind := "failures"
 	if b.Reason != "" {
@@ -137,7 +138,7 @@ const (
 //     threshold and has been open for Soak: succeeded devices are at least
 //     SuccessThreshold percent of the stage's devices, leaving out the
 //     offline and expired ones and accepted failures. An empty stage is
-//     met at once; a stage whose only unfinished devices are offline
+//     met at once; a stage with devices but none reachable (all offline)
 //     waits for them;
 //   - completes it once the last stage is open and no device in any stage
 //     is unfinished.
@@ -262,8 +263,10 @@ func met(r Rollout, c Counts, acc Failures) bool {
 	return float64(c.Succeeded)*100 >= r.successThreshold()*float64(reachable)
 }
 
-// Pause stops a scheduled or running rollout from offering anything new;
-// devices already offered carry on. note says why, for the audit log.
+// Pause stops a scheduled or running rollout from offering the release,
+// even again to a device that lost its offer; devices already working on
+// it carry on (the protocol cannot recall an offer). note says why, for
+// the audit log.
 func Pause(st Status, now time.Time, note string) (Status, Event, error) {
 	st.State = st.State.norm()
 	if st.State != StateScheduled && st.State != StateRunning {

@@ -24,8 +24,8 @@
 //   - [Decide] moves the status on: starts the rollout at its start time,
 //     opens the next stage when the newest one has met its success
 //     threshold, halts when a stage's failures pass a limit, completes when
-//     every device has finished, and expires it. Its [Event]s say what
-//     changed and why, for the audit log.
+//     every device has finished, and expires it. Its events ([Event]) say
+//     what changed and why, for the audit log.
 //   - [Offer] answers a device that checks in: offer now, with the
 //     transport.Policy to send, or not now and when to ask again.
 //   - [Pause], [Resume] and [Abort] are the operator's commands; one that
@@ -58,7 +58,12 @@
 // MaxStartsPerMinute caps first offers per calendar minute and
 // MaxConcurrent caps devices holding an unfinished offer; both protect the
 // server, the CDN and the fleet from a release that goes out too fast. A
-// device already in flight is offered again outside the caps. Offers carry
+// device already in flight is offered again outside the caps. A halt, a
+// pause or an abort stops offers, not the devices already working on one:
+// the protocol cannot recall an offer. So the caps also bound the harm a
+// bad release does before the rollout halts: what is in flight when the
+// first failures come in is at most MaxConcurrent, and about
+// MaxStartsPerMinute times the minutes an update takes. Offers carry
 // the rollout's Deadline; from the deadline on they are blocking, so the
 // merchant can no longer defer them.
 package rollout

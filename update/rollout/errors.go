@@ -21,6 +21,7 @@ type InvalidError struct {
 	Problem string
 }
 
+// Error names the field and the problem.
 func (e *InvalidError) Error() string { return fmt.Sprintf("rollout: %s: %s", e.Field, e.Problem) }
 
 // Is reports whether target is [ErrInvalid].
@@ -37,6 +38,7 @@ type TransitionError struct {
 	From   State
 }
 
+// Error names the action and the state that refused it.
 func (e *TransitionError) Error() string {
 	return fmt.Sprintf("rollout: cannot %s a rollout that is %s", e.Action, e.From)
 }

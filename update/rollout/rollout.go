@@ -59,9 +59,9 @@ const NoBatch = -1
 // basis points (0.01%).
 type Rollout struct {
 	// ID names the rollout: up to 64 letters, digits, '.', '_' and '-',
-	// starting with a letter or digit. Cohorts are
-	// drawn from it, so rollouts with different IDs pick different devices
-	// for their early batches.
+	// starting with a letter or digit. Cohorts are drawn from it, so
+	// rollouts with different IDs pick different devices for their early
+	// batches.
 	ID string
 	// Release is the release offered, as release.Release.ID names it:
 	// component@version.
@@ -69,8 +69,9 @@ type Rollout struct {
 	// Target selects the devices the rollout is for; the zero Target
 	// selects every device.
 	Target Target
-	// Pilot lists device IDs that form stage 0, whatever their cohort. An
-	// empty pilot stage is passed through at once.
+	// Pilot lists device IDs that form stage 0, whatever their cohort; a
+	// pilot device must still be targeted ([Eligible]). An empty pilot
+	// stage is passed through at once.
 	Pilot []string
 	// Batches are cumulative percentages of the targeted fleet, rising, at
 	// most 100, at basis-point resolution: {1, 10, 50, 100} makes stage 1
@@ -96,8 +97,9 @@ type Rollout struct {
 	FailureRate float64
 	// ReasonRates are limits like FailureRate for failures of one kind:
 	// {transport.ReasonBoot: 1} halts when more than 1% of a stage's
-	// finished devices failed to boot, whatever the overall rate. nil
-	// means none.
+	// finished devices failed to boot, whatever the overall rate. A limit
+	// of 0 halts on any such failure once MinFinished devices have
+	// finished. nil means none.
 	ReasonRates map[transport.Reason]float64
 	// MinFinished is how many devices of a stage must have finished
 	// (succeeded or failed) before its failure rates can halt the
