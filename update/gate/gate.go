@@ -125,11 +125,11 @@ func formatDuration(d time.Duration) string {
 	if d <= 0 {
 		return "0s"
 	}
+	d = ceil(d, time.Second)
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%ds", int64(ceil(d, time.Second)/time.Second))
+		return fmt.Sprintf("%ds", d/time.Second)
 	case d < time.Hour:
-		d = ceil(d, time.Second)
 		m, s := d/time.Minute, (d%time.Minute)/time.Second
 		if s == 0 {
 			return fmt.Sprintf("%dm", m)
