@@ -34,10 +34,11 @@ type LinkRule struct {
 // DefaultBudgetPeriod is Budget.Period's default.
 const DefaultBudgetPeriod = 24 * time.Hour
 
-// Budget is a cap on the bytes downloaded over metered links per period.
-// Feed it with [Budget.Add] for every byte received on a metered link: by
-// counting in the transport, or from the growth of update.Progress.Fetched
-// while the link is metered. The gate from [NewNetwork] consults it.
+// Budget is a cap on the bytes downloaded over metered links per period,
+// which the gate from [NewNetwork] consults. Feed it every byte received
+// on a metered link: a release's download with [Budget.AddRelease] (from
+// the growth of update.Progress.Fetched, whose Release names it), other
+// traffic with [Budget.Add].
 //
 // Periods are Period long and start at Anchor plus a whole number of
 // periods: with the zero Anchor, daily budgets reset at 00:00 UTC; set
@@ -46,14 +47,14 @@ const DefaultBudgetPeriod = 24 * time.Hour
 // period.
 //
 // The rule: a release may download on a metered link while its remaining
-// bytes fit what is left of the period's budget, where remaining is its
-// artifact's size less the bytes added since the gate first saw it on a
-// metered link (bytes fetched on an unmetered link are not counted, so
-// remaining errs high), and left is Limit less the bytes added this
-// period. While the download runs both shrink together, so a download
-// that fits when it starts keeps fitting; other metered traffic (added
-// too) can make it stop, and it resumes in the next period if the rest
-// fits then. A release larger than Limit waits for an unmetered link.
+// bytes fit what is left of the period's budget. Remaining is its
+// artifact's size less the bytes added for it with AddRelease (bytes
+// fetched on an unmetered link are not added, so remaining errs high);
+// left is Limit less all the bytes added this period. While the download
+// runs both shrink together, so a download that fits when it starts keeps
+// fitting; other metered traffic shrinks only what is left, and can pause
+// it until the next period, when it resumes if the rest fits. A release
+// larger than Limit waits for an unmetered link.
 //
 // The zero Budget allows no metered bytes at all. A Budget is safe for
 // concurrent use and must not be copied after first use.
@@ -69,12 +70,20 @@ type Budget struct {
 	mu      sync.Mutex
 	period  int64 // which period used counts
 	used    int64
-	release string // the release bytes are counted against
-	fetched int64  // bytes added since release was seen on a metered link
+	release string // the release whose bytes fetched counts
+	fetched int64
 }
 
-// Add records n bytes received on a metered link.
-func (b *Budget) Add(n int64) {
+// Add records n bytes received on a metered link, other than a release's
+// download.
+func (b *Budget) Add(n int64) { b.add("", n) }
+
+// AddRelease records n bytes of release's download (its manifest's ID,
+// component@version) received on a metered link. Only the last release
+// added is remembered.
+func (b *Budget) AddRelease(release string, n int64) { b.add(release, n) }
+
+func (b *Budget) add(release string, n int64) {
 	if n <= 0 {
 		return
 	}
@@ -82,6 +91,12 @@ func (b *Budget) Add(n int64) {
 	defer b.mu.Unlock()
 	b.roll(time.Now())
 	b.used += n
+	if release == "" {
+		return
+	}
+	if release != b.release {
+		b.release, b.fetched = release, 0
+	}
 	b.fetched += n
 }
 
@@ -117,10 +132,10 @@ func (b *Budget) take(release string, size int64) (ok bool, remaining, left int6
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	resets = b.roll(time.Now())
-	if release != b.release {
-		b.release, b.fetched = release, 0
+	remaining = size
+	if release == b.release {
+		remaining = max(size-b.fetched, 0)
 	}
-	remaining = max(size-b.fetched, 0)
 	left = b.Limit - b.used
 	return remaining <= left, remaining, left, resets
 }
