@@ -2,19 +2,31 @@
 // which a payment terminal may download and install an update without
 // disturbing the business it does. Each gate is an update.Gate for
 // update.Config.Gate, made by a New function from a Config struct whose
-// zero fields have the defaults below:
+// zero fields have the defaults given here:
 //
-//	gate             holds back while                                 stages             defaults
-//	NewSale          a transaction lease is live (see Leases)         install            leases live 2m unless renewed (at most 15m); ask again within 1m
-//	NewSettlement    the batch upload (批上送) is not complete          install            ask the app to settle at most every 15m; ask again in 1m
-//	NewIdle          less than Idle since boot or the last sale,      download, install  30m idle, 2 heartbeats; ask again in 1m
-//	                 or fewer than MinBeats heartbeats since boot
-//	NewWindows       outside the maintenance windows, or frozen       download, install  no windows: any time; ask again within 1h
-//	NewPower         on battery below MinPercent                      download, install  30%; ask again in 5m
-//	NewNetwork       no link, a link the size rules forbid, or a      download           any link; cellular is metered; no budget; ask again in 1m
-//	                 metered budget the payload does not fit
-//	NewPrompt        the merchant has not agreed (nor the release     install            3 deferrals of 1h, prompt times out after 1m,
-//	                 become required), then for the notice period                        customers notified 5m ahead
+//   - [NewSale] holds installs back while a transaction lease is live
+//     ([Leases]). Leases live 2 minutes unless renewed (at most 15); it
+//     asks again within a minute.
+//   - [NewSettlement] holds installs back until the batch upload (批上送)
+//     is complete, asking the payment app to settle at most every 15
+//     minutes; it asks again in a minute.
+//   - [NewIdle] holds downloads and installs back until the terminal has
+//     been idle 30 minutes since boot and since the last sale, and has
+//     sent 2 heartbeats since boot; it asks again in a minute while
+//     heartbeats are missing.
+//   - [NewWindows] holds each of downloads and installs back outside its
+//     own maintenance windows (none: any time) and on freeze dates; it
+//     asks again when the window opens, at the latest within an hour.
+//   - [NewPower] holds downloads and installs back on a battery below 30%
+//     and not on mains; it asks again in 5 minutes.
+//   - [NewNetwork] holds downloads back with no link, on a link the size
+//     rules forbid (no rules: any link), and on a metered link (cellular)
+//     when the payload does not fit its [Budget] (none: no cap); it asks
+//     again in a minute.
+//   - [NewPrompt] holds installs back until the merchant agrees, or the
+//     release becomes required: 3 deferrals of an hour each, a prompt
+//     unanswered after a minute counting as one; then customers are
+//     notified and the install waits 5 minutes.
 //
 // The condition gates (sale, settlement, idle, power, network) take a
 // Stages field to hold back other stages than their default; [Only]
@@ -37,6 +49,10 @@
 // update could otherwise start, so the prompt comes last:
 //
 //	g := gate.Then(gate.All(sale, settlement, idle, windows, power, network), prompt)
+//
+// Every gate is safe for concurrent use; the ones that keep state (the
+// settlement request's timing, the prompt's deferrals) keep it per gate, so
+// two agents in one process never share it.
 //
 // Manual updates (from the maintenance menu) do not go through the agent's
 // gate, so none of this holds them back.

@@ -15,9 +15,12 @@ import (
 // Link is the kind of network link the terminal is on.
 type Link string
 
+// Links a Read function reports. Any other value is a link of another
+// kind, allowed only where a rule lists it.
 const (
 	LinkWiFi     Link = "wifi"
 	LinkEthernet Link = "ethernet"
+	// LinkCellular is metered by default (see NetworkConfig.Metered).
 	LinkCellular Link = "cellular"
 	// LinkNone means no connection.
 	LinkNone Link = "none"

@@ -177,3 +177,22 @@ func TestNetworkGateErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetRemembersOneRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &Budget{Limit: 10 << 20}
+		b.AddRelease("a@1.0.0", 4<<20)
+		if ok, remaining, left, _ := b.take("a@1.0.0", 8<<20); !ok || remaining != 4<<20 || left != 6<<20 {
+			t.Errorf("take(a) = %v, %d, %d; want 4 MiB to go of 6 left", ok, remaining, left)
+		}
+		// Another release's bytes: a's are forgotten (the agent downloads
+		// one release at a time).
+		b.AddRelease("b@1.0.0", 1<<20)
+		if ok, remaining, left, _ := b.take("a@1.0.0", 8<<20); ok || remaining != 8<<20 || left != 5<<20 {
+			t.Errorf("take(a) = %v, %d, %d; want all 8 MiB to go of 5 left", ok, remaining, left)
+		}
+		if ok, remaining, _, _ := b.take("b@1.0.0", 3<<20); !ok || remaining != 2<<20 {
+			t.Errorf("take(b) = %v, %d; want 2 MiB to go", ok, remaining)
+		}
+	})
+}

@@ -19,7 +19,8 @@ import (
 	"github.com/upkeephq/upkeep/verify"
 )
 
-// Prompt defaults and limits.
+// Prompt defaults and limits: the defaults are those of PromptConfig's
+// fields of the same names.
 const (
 	DefaultMaxDeferrals = 3
 	DefaultDeferFor     = time.Hour
@@ -48,6 +49,7 @@ const (
 	AnswerNow
 )
 
+// String returns "none", "later" or "now".
 func (a Answer) String() string {
 	switch a {
 	case AnswerNone:
