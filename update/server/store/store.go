@@ -109,11 +109,11 @@ type Rollouts interface {
 	// ListRollouts returns every rollout, by ID.
 	ListRollouts(ctx context.Context) ([]Rollout, error)
 
-	// UpdateRollout replaces a rollout's definition and status if its
-	// stored version is still r.Version (compare and swap), and returns
-	// it with the next version. A stale version returns ErrConflict (as an
-	// *Error carrying the stored version) and changes nothing; an unknown
-	// ID returns ErrNotFound.
+	// UpdateRollout replaces a rollout's definition, status and UpdatedAt
+	// if its stored version is still r.Version (compare and swap), and
+	// returns it with the next version; CreatedAt stays as created. A
+	// stale version returns ErrConflict (as an *Error carrying the stored
+	// version) and changes nothing; an unknown ID returns ErrNotFound.
 	UpdateRollout(ctx context.Context, r Rollout) (Rollout, error)
 
 	// PutRolloutDevices writes many devices' rollout states in one
