@@ -1027,6 +1027,7 @@ func (a *Agent) gate(ctx context.Context, stage Stage, m *verify.Manifest, u *in
 		wait = &NotNowError{Stage: stage, After: time.Minute, Reason: "gate error: " + err.Error()}
 	}
 	a.mu.Lock()
+	was := a.waiting
 	if wait != nil {
 		a.waiting = fmt.Sprintf("%s: %s", stage, wait.Reason)
 		if len(a.waiting) > transport.MaxDetail {
@@ -1036,7 +1037,11 @@ func (a *Agent) gate(ctx context.Context, stage Stage, m *verify.Manifest, u *in
 	} else {
 		a.waiting = ""
 	}
+	changed := a.waiting != was
 	a.mu.Unlock()
+	if changed && a.cfg.Observe != nil {
+		a.cfg.Observe(a.Status())
+	}
 	if wait != nil {
 		a.log.Info("update: waiting", "release", u.Release, "stage", stage, "reason", wait.Reason, "after", wait.After)
 	}

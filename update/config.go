@@ -250,7 +250,8 @@ type Config struct {
 	Progress func(Progress)
 	// Observe, if set, is called with the agent's status after every
 	// journaled state change (for a screen that says "updating, do not
-	// power off"), on the goroutine that made the change (usually the one
+	// power off") and whenever the reason it waits for changes (Status's
+	// Waiting: a gate said not now, or go again), on the goroutine that made the change (usually the one
 	// running Update), with no lock held. It must not block for long.
 	Observe func(Status)
 	// NewHash returns the hash for chunks; nil means verify.NewHash.
