@@ -5,7 +5,11 @@
 // two heartbeats since boot, downloads the release chunk by chunk, backs up
 // its transaction data, installs by replacing its firmware file, migrates
 // its data, and runs its health checks. One terminal's sign-in check fails:
-// it must roll back to 1.0.0 with its data restored byte for byte.
+// it must roll back to 1.0.0 with its data restored byte for byte. One
+// loses power mid-install and must recover. One is in a sale when it could
+// install: it must wait until the payment app ends its lease. One may
+// install only in a maintenance window hours away in its own time zone: it
+// downloads, then waits, and the server must hear why.
 //
 //	go run ./examples/demo
 //
@@ -30,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	_ "time/tzdata" // the windowed terminal's zone, on machines without a zone database
 
 	"golang.org/x/sync/errgroup"
 
@@ -39,6 +44,7 @@ import (
 	"github.com/upkeephq/upkeep/heartbeat"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/update/gate"
 	"github.com/upkeephq/upkeep/update/server"
 	"github.com/upkeephq/upkeep/verify"
 	"github.com/upkeephq/upkeep/verify/sign"
@@ -49,6 +55,8 @@ func main() {
 	flag.IntVar(&o.terminals, "terminals", 20, "number of terminals")
 	flag.IntVar(&o.failing, "fail", 7, "the terminal whose sign-in check fails (0 for none)")
 	flag.IntVar(&o.powercut, "powercut", 13, "the terminal whose power is cut mid-install (0 for none)")
+	flag.IntVar(&o.busy, "busy", 3, "the terminal in a sale when its install could start (0 for none)")
+	flag.IntVar(&o.windowed, "windowed", 5, "the terminal whose install window is closed (0 for none)")
 	flag.Int64Var(&o.size, "size", 8<<20, "firmware size in bytes")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	flag.BoolVar(&o.verbose, "v", false, "log what the server and agents do")
@@ -62,6 +70,7 @@ func main() {
 
 type options struct {
 	terminals, failing, powercut int
+	busy, windowed               int
 	size                         int64
 	timeout                      time.Duration
 	verbose                      bool
@@ -95,6 +104,15 @@ type sim struct {
 	armed  bool
 	cuts   int // power cuts that happened
 	events *events
+	// busy: the payment app is in a sale (holds a lease) when the install
+	// could start; the sale ends a moment after the agent says it waits.
+	busy      bool
+	saleEnded time.Time // when the sale's lease ended
+	installAt time.Time // when the install began
+	// windowed: its install window is hours away; it downloads, then
+	// waits and says why.
+	windowed bool
+	waiting  string // the reason it gave
 }
 
 // events are the moments worth a line of their own.
@@ -193,7 +211,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	sims := make([]*sim, o.terminals)
 	for i := range sims {
 		s := &sim{name: fmt.Sprintf("T%02d", i+1), fail: i+1 == o.failing, fs: durable.OS{},
-			dir: filepath.Join(dir, fmt.Sprintf("t%02d", i+1)), events: ev}
+			dir: filepath.Join(dir, fmt.Sprintf("t%02d", i+1)), events: ev, busy: i+1 == o.busy, windowed: i+1 == o.windowed}
 		if i+1 == o.powercut {
 			// This terminal's disk is a CrashFS: its power can be cut.
 			s.crash = durabletest.NewCrashFS(uint64(i + 1))
@@ -206,7 +224,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		s.opts = terminal.Options{
 			Server: base, Keys: ring, Enrollment: enrollment, Serial: fmt.Sprintf("SN%08d", 1000+i), Model: model,
 			StateDir: filepath.Join(s.dir, "state"), FS: s.fs, Component: component, Version: fromV,
-			InstallPath: filepath.Join(s.dir, "firmware.bin"), DataDir: s.data, MinBeats: 2,
+			InstallPath: filepath.Join(s.dir, "firmware.bin"), DataDir: s.data, Policy: s.policy(),
 			Checks:  s.checks(),
 			Migrate: s.migrate,
 			Heartbeat: heartbeat.Config{Interval: time.Second, MinInterval: 200 * time.Millisecond,
@@ -226,6 +244,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	if o.powercut > 0 && o.powercut <= o.terminals {
 		notes = append(notes, sims[o.powercut-1].name+" will lose power while installing")
+	}
+	if o.busy > 0 && o.busy <= o.terminals {
+		notes = append(notes, sims[o.busy-1].name+" will be in a sale when it could install")
+	}
+	if o.windowed > 0 && o.windowed <= o.terminals {
+		w := sims[o.windowed-1].opts.Policy.Windows
+		notes = append(notes, fmt.Sprintf("%s may install only in %s (%s time): not during this demo",
+			sims[o.windowed-1].name, w.Install[0], w.Location))
 	}
 	fmt.Fprintf(out, "  terminals  %d registered at %s, each with its own state directory\n", o.terminals, fromV)
 	for _, n := range notes {
@@ -287,7 +313,7 @@ func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Serve
 			fmt.Fprintf(out, "  [%5.2fs] %s\n", time.Since(start).Seconds(), line)
 			last = line
 		}
-		if ended == len(sims) && reported(srv, len(sims)) {
+		if ended == len(sims) && reported(srv, sims) {
 			return nil
 		}
 		select {
@@ -298,19 +324,31 @@ func progress(ctx context.Context, out io.Writer, sims []*sim, srv *server.Serve
 	}
 }
 
-func reported(srv *server.Server, n int) bool {
-	got := 0
+// reported says whether the server has every terminal's report, and the
+// waiting terminal's reason from its heartbeats.
+func reported(srv *server.Server, sims []*sim) bool {
+	byID := map[string]server.Terminal{}
 	for _, t := range srv.Terminals() {
-		if t.LastResult != nil && t.LastResult.Release == component+"@"+toV {
-			got++
+		byID[t.DeviceID] = t
+	}
+	for _, s := range sims {
+		t := byID[s.term.DeviceID]
+		if s.windowed && !strings.Contains(t.Waiting, "outside the install window") ||
+			!s.windowed && (t.LastResult == nil || t.LastResult.Release != component+"@"+toV) {
+			return false
 		}
 	}
-	return got == n
+	return true
 }
 
 // run runs the terminal until ctx is done. The terminal whose power is
 // cut is started again, as after a reboot, on what its disk kept.
 func (s *sim) run(ctx context.Context, start time.Time) error {
+	if s.busy {
+		if err := s.sell(ctx); err != nil {
+			return err
+		}
+	}
 	for {
 		if s.crash == nil {
 			return s.term.Run(ctx)
@@ -361,7 +399,20 @@ func (s *sim) observe(st update.Status, start time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st.State == update.StateBackingUp && s.installAt.IsZero() {
+		s.installAt = time.Now()
+	}
+	if s.busy && s.saleEnded.IsZero() && strings.Contains(st.Waiting, "lease held by pos-app") && s.waiting == "" {
+		s.waiting = st.Waiting
+		s.events.add("%s: in a sale; the agent waits: %s", s.name, st.Waiting)
+	}
+	if s.windowed && strings.Contains(st.Waiting, "outside the install window") && s.ended == 0 {
+		s.waiting, s.state, s.ended = st.Waiting, update.StateDownloaded, time.Since(start)
+		s.events.add("%s: downloaded; %s", s.name, st.Waiting)
+		return
+	}
 	switch {
+	case s.windowed && s.ended > 0:
 	case st.State == update.StateIdle && st.Last != nil:
 		// The update ended: show how.
 		if st.Last.Outcome == transport.OutcomeCommitted {
@@ -378,6 +429,68 @@ func (s *sim) observe(st update.Status, start time.Time) {
 	}
 }
 
+// policy is the terminal's update policy: two heartbeats since boot, no
+// sale in progress, and for the windowed terminal an install window one to
+// two hours from now in Shanghai's time.
+func (s *sim) policy() terminal.Policy {
+	p := terminal.Policy{MinBeats: 2}
+	if s.windowed {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			loc = time.FixedZone("CST", 8*3600)
+		}
+		h := time.Now().In(loc).Hour()
+		w, err := gate.ParseWindow(fmt.Sprintf("daily %02d:00-%02d:00", (h+2)%24, (h+4)%24))
+		if err != nil {
+			panic(err) // the format above is always valid
+		}
+		p.Windows = gate.WindowsConfig{Location: loc, Install: []gate.Window{w}}
+	}
+	return p
+}
+
+// sell is the busy terminal's payment app: it takes a lease for a sale
+// before the terminal starts, renews it while the sale runs, and ends it
+// a second after the agent says it is waiting for it.
+func (s *sim) sell(ctx context.Context) error {
+	lease, err := s.term.Leases.Begin("pos-app", 2*time.Second)
+	if err != nil {
+		return err
+	}
+	go func() {
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		var seen time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				lease.End()
+				return
+			case <-tick.C:
+			}
+			s.mu.Lock()
+			waiting := s.waiting != ""
+			s.mu.Unlock()
+			if waiting && seen.IsZero() {
+				seen = time.Now()
+			}
+			if !seen.IsZero() && time.Since(seen) >= time.Second {
+				s.mu.Lock()
+				lease.End()
+				s.saleEnded = time.Now()
+				s.mu.Unlock()
+				s.events.add("%s: sale done, lease ended", s.name)
+				return
+			}
+			if err := lease.Renew(2 * time.Second); err != nil {
+				s.events.add("%s: lease lost: %v", s.name, err)
+				return
+			}
+		}
+	}()
+	return nil
+}
+
 // results prints the table and checks every terminal against what it
 // should have ended as.
 func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte) error {
@@ -387,7 +500,7 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 	}
 	fmt.Fprintf(out, "\n  %-8s  %-5s  %-5s  %-11s  %-13s  %6s  %s\n", "TERMINAL", "FROM", "TO", "OUTCOME", "REASON", "TIME", "DATA")
 	var problems []string
-	committed, rolledBack, recovered := 0, 0, 0
+	committed, rolledBack, recovered, afterSale, waiting := 0, 0, 0, 0, 0
 	for _, s := range sims {
 		st := s.term.Agent.Status()
 		fw, _ := durable.ReadFile(s.fs, filepath.Join(s.dir, "firmware.bin"), 1<<30, errTooLarge)
@@ -410,11 +523,33 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 		if s.cuts > 0 {
 			dataNote = "migrated; power cut mid-install, recovered"
 		}
+		if s.busy {
+			dataNote = "migrated; installed after its sale ended"
+			if s.saleEnded.IsZero() || s.installAt.Before(s.saleEnded) {
+				problems = append(problems, fmt.Sprintf("%s: installed during its sale (sale ended %v, install began %v)", s.name, s.saleEnded, s.installAt))
+			}
+		}
+		if s.windowed {
+			dataNote = "untouched; " + s.waiting
+			t := byID[s.term.DeviceID]
+			switch {
+			case st.State != update.StateDownloaded || installed != fromV || !bytes.Equal(fw, oldFW):
+				problems = append(problems, fmt.Sprintf("%s: state %s on %s, want downloaded and waiting on %s", s.name, st.State, installed, fromV))
+			case !sameData(data, s.original):
+				problems = append(problems, fmt.Sprintf("%s: data changed while waiting", s.name))
+			case !strings.Contains(t.Waiting, "outside the install window"):
+				problems = append(problems, fmt.Sprintf("%s: the server does not know why it waits (%q)", s.name, t.Waiting))
+			default:
+				waiting++
+			}
+			fmt.Fprintf(out, "  %-8s  %-5s  %-5s  %-11s  %-13s  %5.2fs  %s\n", s.name, fromV, installed, "waiting", "window", s.ended.Seconds(), dataNote)
+			continue
+		}
 		if s.fail {
 			dataNote = "restored byte for byte"
 			switch {
-			case outcome != transport.OutcomeRolledBack || reason != transport.ReasonHealth:
-				problems = append(problems, fmt.Sprintf("%s: outcome %s (%s), want rolled_back (health_failed)", s.name, outcome, reason))
+			case outcome != transport.OutcomeRolledBack || reason != transport.ReasonSignIn:
+				problems = append(problems, fmt.Sprintf("%s: outcome %s (%s), want rolled_back (sign_in_failed)", s.name, outcome, reason))
 			case installed != fromV || !bytes.Equal(fw, oldFW):
 				problems = append(problems, fmt.Sprintf("%s: not back on %s", s.name, fromV))
 			case !sameData(data, s.original):
@@ -437,6 +572,9 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 				if s.cuts > 0 {
 					recovered++
 				}
+				if s.busy {
+					afterSale++
+				}
 			}
 		}
 		if t, ok := byID[s.term.DeviceID]; !ok || t.LastResult == nil || t.LastResult.Outcome != outcome {
@@ -450,19 +588,30 @@ func results(out io.Writer, sims []*sim, srv *server.Server, oldFW, newFW []byte
 			online++
 		}
 	}
-	fmt.Fprintf(out, "\n  server: %d terminals enrolled, %d online, a report from each\n", len(byID), online)
+	fmt.Fprintf(out, "\n  server: %d terminals enrolled, %d online, a report from each that updated, the reason of each that waits\n", len(byID), online)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(out, "  FAIL", p)
 		}
 		return fmt.Errorf("%d terminals did not end as they should", len(problems))
 	}
-	through := ""
+	var notes []string
 	if recovered > 0 {
-		through = fmt.Sprintf(" (%d through a power cut mid-install)", recovered)
+		notes = append(notes, fmt.Sprintf("%d through a power cut mid-install", recovered))
 	}
-	fmt.Fprintf(out, "  PASS: %d committed on %s%s; %d rolled back to %s with data restored byte for byte\n",
-		committed, toV, through, rolledBack, fromV)
+	if afterSale > 0 {
+		notes = append(notes, fmt.Sprintf("%d only after its sale ended", afterSale))
+	}
+	through := ""
+	if len(notes) > 0 {
+		through = " (" + strings.Join(notes, ", ") + ")"
+	}
+	waits := ""
+	if waiting > 0 {
+		waits = fmt.Sprintf("; %d downloaded and waiting for its install window, saying why", waiting)
+	}
+	fmt.Fprintf(out, "  PASS: %d committed on %s%s; %d rolled back to %s with data restored byte for byte%s\n",
+		committed, toV, through, rolledBack, fromV, waits)
 	return nil
 }
 
@@ -538,13 +687,13 @@ func (s *sim) checks() []verify.Check {
 			}
 			return nil
 		}},
-		{Name: "sign-in", Timeout: 5 * time.Second, Run: func(ctx context.Context) error {
+		verify.SignIn(func(ctx context.Context) error {
 			if s.fail {
 				return errors.New("host refused sign-in: working-key check value mismatch (simulated)")
 			}
 			return nil
-		}},
-		{Name: "echo-test", Timeout: 5 * time.Second, Run: func(ctx context.Context) error { return nil }},
+		}, verify.Retry{Attempts: 1, Timeout: 5 * time.Second}),
+		verify.Echo(func(ctx context.Context) error { return nil }, verify.Retry{Attempts: 1, Timeout: 5 * time.Second}),
 	}
 }
 

@@ -4,12 +4,15 @@
 // by replacing a file. Its state survives restarts and power cuts.
 //
 //	go run ./examples/terminal -server http://127.0.0.1:8080 -keys KEYS -state DIR \
-//	    -enrollment SECRET -serial SN0001 -model P300 [-once]
+//	    -enrollment SECRET -serial SN0001 -model P300 [-once] [-config policy.json] [-sale 20s]
 //
 // KEYS needs only root.pub. The installed file is DIR/firmware.bin unless
 // -install says otherwise; -data names a directory snapshotted before every
 // install and restored on rollback. With -once the terminal exits after its
-// first update ends: 0 if it committed, 1 otherwise.
+// first update ends: 0 if it committed, 1 otherwise. -config names an update
+// policy file (time zone, maintenance windows, freezes, idle time, battery,
+// network, lease TTL, a merchant prompt on stdin: see config.go); -sale
+// simulates a sale in progress, during which no install starts.
 //
 // Fetch-only mode downloads and verifies a release without installing it,
 // from any HTTP server with Range support that serves the release
@@ -28,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	_ "time/tzdata" // the policy file's time zone, on terminals without a zone database
 
 	"github.com/upkeephq/upkeep/examples/internal/cli"
 	"github.com/upkeephq/upkeep/examples/internal/terminal"
@@ -71,6 +75,8 @@ func run(args []string) error {
 	install := fs.String("install", "", "file updates replace (default STATE/firmware.bin)")
 	data := fs.String("data", "", "directory backed up before each install and restored on rollback")
 	beats := fs.Int("beats", 2, "heartbeats since boot before an automatic update")
+	policyFile := fs.String("config", "", "update policy file (JSON): time zone, windows, freezes, idle, battery, network, lease TTL, prompt (see config.go)")
+	sale := fs.Duration("sale", 0, "simulate a sale in progress for this long from the start: the payment app holds a lease, and no install starts meanwhile")
 	once := fs.Bool("once", false, "exit after the first update ends: 0 if committed, 1 otherwise")
 	level := fs.String("log", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +110,18 @@ func run(args []string) error {
 			return err
 		}
 	}
+	policy := terminal.Policy{MinBeats: *beats}
+	leaseTTL := time.Duration(0)
+	if *policyFile != "" {
+		c, err := readConfig(*policyFile)
+		if err != nil {
+			return err
+		}
+		if policy, err = c.policy(*beats, *state, os.Stdin, os.Stdout); err != nil {
+			return fmt.Errorf("%s: %w", *policyFile, err)
+		}
+		leaseTTL = time.Duration(c.LeaseTTL)
+	}
 	ctx, stop := cli.Context()
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
@@ -119,7 +137,7 @@ func run(args []string) error {
 	t, err := terminal.Open(ctx, terminal.Options{
 		Server: *srvURL, Keys: ring, Enrollment: *enrollment, Serial: *serial, Model: *model, Hardware: *hw,
 		StateDir: *state, Component: *component, Version: *version, InstallPath: *install, DataDir: *data,
-		MinBeats: *beats, Logger: cli.Logger(*level),
+		Policy: policy, Logger: cli.Logger(*level),
 		// The server directs the interval; allow short ones for evaluation.
 		Heartbeat: heartbeat.Config{InitialDelay: time.Second, MinInterval: time.Second},
 		Observe: func(s update.Status) {
@@ -151,6 +169,11 @@ func run(args []string) error {
 	}
 	st := t.Agent.Status()
 	say("terminal %s (%s, %s) on %s; state %s", *serial, t.DeviceID, *model, versions(st.Components), st.State)
+	if *sale > 0 {
+		if err := simulateSale(ctx, t, *sale, leaseTTL, say); err != nil {
+			return err
+		}
+	}
 	err = t.Run(ctx)
 	if !errors.Is(err, context.Canceled) {
 		return err
@@ -172,6 +195,41 @@ func run(args []string) error {
 		}
 		say("now on %s", versions(t.Agent.Status().Components))
 	}
+	return nil
+}
+
+// simulateSale is the payment app in a sale: it takes a lease, renews it
+// while the sale lasts, and ends it.
+func simulateSale(ctx context.Context, t *terminal.Terminal, d, ttl time.Duration, say func(string, ...any)) error {
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	lease, err := t.Leases.Begin("pos-app", ttl)
+	if err != nil {
+		return err
+	}
+	say("sale in progress for %s (lease held by pos-app)", d)
+	go func() {
+		defer lease.End()
+		end := time.NewTimer(d)
+		defer end.Stop()
+		renew := time.NewTicker(ttl / 3)
+		defer renew.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-end.C:
+				say("sale done: lease ended")
+				return
+			case <-renew.C:
+				if err := lease.Renew(ttl); err != nil {
+					say("sale: %v", err)
+					return
+				}
+			}
+		}
+	}()
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/upkeephq/upkeep/transport/httptransport"
 	"github.com/upkeephq/upkeep/update"
 	"github.com/upkeephq/upkeep/update/fileinstall"
+	"github.com/upkeephq/upkeep/update/gate"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -55,9 +55,10 @@ type Options struct {
 	// Migrate, if set, migrates the data after the install; a rollback
 	// undoes it by restoring the backup.
 	Migrate func(ctx context.Context, a *update.Artifact) error
-	// MinBeats is how many heartbeats since boot the terminal waits for
-	// before it updates (the domain's "two heartbeats").
-	MinBeats int
+	// Policy is when the terminal may update: heartbeats and idle time
+	// since boot, sales in progress (Terminal.Leases), settlement,
+	// maintenance windows, battery, network, the merchant's prompt.
+	Policy Policy
 	// Heartbeat tunes the beat loop; Sender, Status, Counter and
 	// OnDirective are filled in.
 	Heartbeat heartbeat.Config
@@ -72,8 +73,11 @@ type Terminal struct {
 	DeviceID string
 	Agent    *update.Agent
 	Beats    *heartbeat.Counter
-	opts     Options
-	client   *httptransport.Client
+	// Leases is where the payment app takes a lease for each sale: no
+	// install starts while one is live.
+	Leases *gate.Leases
+	opts   Options
+	client *httptransport.Client
 }
 
 type identity struct {
@@ -112,7 +116,11 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	}
 	client.SetToken(id.Token)
 
-	t := &Terminal{DeviceID: id.DeviceID, Beats: &heartbeat.Counter{}, opts: o, client: client}
+	t := &Terminal{DeviceID: id.DeviceID, Beats: &heartbeat.Counter{}, Leases: &gate.Leases{}, opts: o, client: client}
+	auto, manual, err := o.Policy.Gates(t.Beats, t.Leases)
+	if err != nil {
+		return nil, err
+	}
 	var hooks []backup.Hook
 	if o.DataDir != "" {
 		data, err := filepath.Abs(o.DataDir)
@@ -141,7 +149,8 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		Backups:    hooks,
 		Migrations: migrations,
 		Checks:     o.Checks,
-		Gate:       t.bootGate,
+		Gate:       auto,
+		ManualGate: manual,
 		Observe:    o.Observe,
 		Progress:   o.Progress,
 		Logger:     o.Logger,
@@ -150,16 +159,6 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// bootGate holds automatic updates until the terminal has completed
-// MinBeats heartbeats since boot.
-func (t *Terminal) bootGate(ctx context.Context, req update.GateRequest) error {
-	if n := t.Beats.Count(); n < t.opts.MinBeats {
-		return update.NotNow(250*time.Millisecond,
-			fmt.Sprintf("%d of %d heartbeats since boot", n, t.opts.MinBeats))
-	}
-	return nil
 }
 
 // Run beats and updates until ctx is done.

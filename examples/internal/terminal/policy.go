@@ -1,0 +1,108 @@
+package terminal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/upkeephq/upkeep/heartbeat"
+	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/update/gate"
+)
+
+// Policy is when a terminal may update: the POS gates of update/gate,
+// wired as a vendor would. The zero Policy lets a terminal update as soon
+// as it has sent MinBeats heartbeats.
+type Policy struct {
+	// MinBeats is how many heartbeats since boot an automatic update waits
+	// for (the domain's "two heartbeats"); Idle how long the terminal must
+	// have been idle since boot and since its last sale (the domain's
+	// thirty minutes). 0 means none.
+	MinBeats int
+	Idle     time.Duration
+	// Windows are the maintenance windows and freezes, in the terminal's
+	// time zone; the zero value means at any time.
+	Windows gate.WindowsConfig
+	// Power reads the battery; nil means on mains. MinBattery is the
+	// charge needed on battery; 0 means gate.DefaultMinPercent.
+	Power      func(ctx context.Context) (gate.Power, error)
+	MinBattery int
+	// Network reads the link; nil means Ethernet. LinkRules and Budget
+	// restrict large payloads and metered bytes (see gate.NetworkConfig).
+	Network   func(ctx context.Context) (gate.Link, error)
+	LinkRules []gate.LinkRule
+	Budget    *gate.Budget
+	// Settled reports whether the batch upload (批上送) is complete; nil
+	// means always.
+	Settled func(ctx context.Context) (bool, error)
+	// Prompt, if set, asks the merchant before an install (Then: only once
+	// every other gate says go).
+	Prompt *gate.PromptConfig
+}
+
+// Gates builds the automatic update's gate and the manual update's: a
+// technician at the terminal skips the idle time, windows and prompt, but
+// not a sale in progress or a low battery.
+func (p Policy) Gates(beats *heartbeat.Counter, leases *gate.Leases) (auto, manual update.Gate, err error) {
+	var all []update.Gate
+	add := func(g update.Gate, err error) error {
+		if err == nil {
+			all = append(all, g)
+		}
+		return err
+	}
+	sale, err := gate.NewSale(gate.SaleConfig{Leases: leases})
+	if err != nil {
+		return nil, nil, err
+	}
+	power, err := gate.NewPower(gate.PowerConfig{Read: p.power, MinPercent: p.MinBattery})
+	if err != nil {
+		return nil, nil, err
+	}
+	all = append(all, sale, power)
+	manual = gate.All(sale, power)
+	if p.MinBeats > 0 || p.Idle > 0 {
+		// 0 in IdleConfig means the defaults; here it means none.
+		err = add(gate.NewIdle(gate.IdleConfig{Beats: beats, MinBeats: max(p.MinBeats, 0), Idle: max(p.Idle, time.Nanosecond),
+			Leases: leases, Recheck: 250 * time.Millisecond}))
+		if p.MinBeats == 0 {
+			err = errors.Join(err, errors.New("terminal: Policy.Idle needs MinBeats of at least 1"))
+		}
+	}
+	if err == nil && p.Settled != nil {
+		err = add(gate.NewSettlement(gate.SettlementConfig{Settled: p.Settled}))
+	}
+	if err == nil {
+		err = add(gate.NewWindows(p.Windows))
+	}
+	if err == nil && (p.Network != nil || p.LinkRules != nil || p.Budget != nil) {
+		err = add(gate.NewNetwork(gate.NetworkConfig{Read: p.network, Rules: p.LinkRules, Budget: p.Budget}))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("terminal: policy: %w", err)
+	}
+	auto = gate.All(all...)
+	if p.Prompt != nil {
+		prompt, err := gate.NewPrompt(*p.Prompt)
+		if err != nil {
+			return nil, nil, fmt.Errorf("terminal: policy: %w", err)
+		}
+		auto = gate.Then(auto, prompt)
+	}
+	return auto, manual, nil
+}
+
+func (p Policy) power(ctx context.Context) (gate.Power, error) {
+	if p.Power == nil {
+		return gate.Power{Percent: 100, OnMains: true}, nil
+	}
+	return p.Power(ctx)
+}
+
+func (p Policy) network(ctx context.Context) (gate.Link, error) {
+	if p.Network == nil {
+		return gate.LinkEthernet, nil
+	}
+	return p.Network(ctx)
+}
