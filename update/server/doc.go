@@ -1,16 +1,49 @@
 // Package server is upkeep's update service: the server side of protocol
-// v1, which a vendor mounts in their terminal-management server.
+// v1, which a vendor mounts in their terminal-management server, and the
+// operator API beside it.
 //
 // It composes the other packages: releases published from `release pack`
 // output and verified against the root keys before they are offered
 // (verify), negotiation of the release that fits each terminal
-// (update/release), liveness from heartbeats (heartbeat), and the HTTP
-// handler (transport/httptransport). It enrolls terminals, issues their
-// tokens, records their reports once each, and gives operators a list of
-// terminals with version, state and last result.
+// (update/release), staged rollouts (update/rollout), liveness from
+// heartbeats (heartbeat), the HTTP handler (transport/httptransport) and
+// the fleet store (update/server/store).
 //
-// This first service keeps its state in memory, so one process serves the
-// fleet and a restart forgets enrollments; the fleet store behind an
-// interface (embedded and PostgreSQL, for several replicas) is its own
-// piece of work. A Server is safe for concurrent use.
+// # State
+//
+// Everything the server knows lives in its [store.Store]: terminals and
+// their tokens, heartbeats, reports (recorded once per report ID), pending
+// nudges, published releases, rollouts and each device's place in them,
+// and the audit log. Several Servers on one store (replicas behind a load
+// balancer, on PostgreSQL) behave as one: a rollout's status changes by
+// compare and swap, so one replica makes each change and audits it. In
+// memory a Server keeps only caches: which release bundles it verified.
+// Replicas serve artifacts from the path they were published at, so they
+// share the release directories, or offers point at a CDN.
+//
+// [Server.Run] is optional background work: heartbeats written in batches,
+// and rollouts swept and decided on a timer. The caller runs it, and stops
+// it after the HTTP server.
+//
+// # Rollouts
+//
+// A release published without a rollout is offered to every terminal it
+// fits. Once a rollout of it exists ([Server.CreateRollout]), it is
+// offered only as its rollouts allow: to the terminals they target, stage
+// by stage, under their caps. Reports move devices on, and each report
+// that finishes a device decides its rollout again, which opens the next
+// stage or halts the rollout on failures; terminals that have gone silent
+// are offline, never failed. Each change lands in the audit log.
+//
+// # Operators
+//
+// The operator API ([Server.OperatorHandler]) has its own bearer tokens,
+// each naming an operator with a role: viewers list terminals, releases,
+// rollouts with per-stage counts, and the audit log, and export the
+// inventory as CSV; admins also publish, run rollouts and nudge. Every
+// admin action, each refusal of one, and every manual update a terminal
+// reports (with the technician credential that authorised it) is appended
+// to the audit log.
+//
+// A Server is safe for concurrent use.
 package server

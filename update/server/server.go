@@ -7,21 +7,22 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/upkeephq/upkeep/heartbeat"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/transport/httptransport"
 	"github.com/upkeephq/upkeep/update/release"
+	"github.com/upkeephq/upkeep/update/server/store"
+	"github.com/upkeephq/upkeep/update/server/store/memstore"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -29,11 +30,12 @@ import (
 const (
 	DefaultHeartbeatInterval = 5 * time.Minute
 	DefaultCheckRetryAfter   = time.Hour
-	// maxHistory bounds the reports kept per terminal.
+	// DefaultRolloutEvery is how often rollouts are decided again and
+	// their offline devices counted, when nothing else moves them.
+	DefaultRolloutEvery = 30 * time.Second
+	// maxHistory is how many of a terminal's latest reports Terminals
+	// lists with it.
 	maxHistory = 32
-	// maxReportIDs bounds the report IDs remembered per terminal for
-	// deduplication; terminals resend only what their outbox holds.
-	maxReportIDs = 512
 )
 
 // Config configures a [Server]. Keys and one of Enrollment or Enroll are
@@ -53,9 +55,24 @@ type Config struct {
 	// checking a per-device credential against the vendor's inventory. It
 	// returns an error matching transport.ErrUnauthorized to refuse.
 	Enroll func(ctx context.Context, req *transport.RegisterRequest) error
-	// OperatorToken is the bearer token of the operator API; empty
-	// disables it.
+	// Store keeps the fleet's state: terminals, reports, releases,
+	// rollouts and the audit log. Several servers on one store (replicas
+	// behind a load balancer, on pgstore) behave as one. nil means a new
+	// in-memory store (memstore): one process, forgotten on restart. The
+	// server does not close it.
+	Store store.Store
+	// Operators are the operator API's credentials: bearer token →
+	// operator. Viewers read; admins also publish, run rollouts and nudge.
+	// nil (and no OperatorToken) disables the operator API.
+	Operators map[string]Operator
+	// OperatorToken is a bearer token for an admin named "operator", as
+	// if added to Operators. Empty adds none.
 	OperatorToken string
+	// ReleaseRoot is the directory an operator publishes from through the
+	// operator API: a publish request names a release directory inside it
+	// by a relative path. Empty refuses publishing over HTTP (the Go API,
+	// [Server.Publish], takes any path).
+	ReleaseRoot string
 	// HeartbeatInterval is the interval terminals are told to beat at;
 	// 0 means DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
@@ -65,141 +82,118 @@ type Config struct {
 	// CheckRetryAfter is when a terminal with nothing to do should check
 	// again; 0 means DefaultCheckRetryAfter.
 	CheckRetryAfter time.Duration
+	// RolloutEvery is how often a rollout is decided again when nothing
+	// else moves it (its start time, a stage's soak, its expiry) and, in
+	// [Server.Run], how often its devices' liveness is swept. 0 means
+	// DefaultRolloutEvery.
+	RolloutEvery time.Duration
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's log; nil discards.
 	Logger *slog.Logger
 }
 
-// Server is the update service. It implements transport.Service.
+// Server is the update service. It implements transport.Service, and
+// keeps everything in its [store.Store]: two Servers on one store answer
+// alike. A Server is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	registry *heartbeat.Registry
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	live      *heartbeat.Registry // only its Judge: liveness of what the store holds
+	operators map[[sha256.Size]byte]Operator
+	batcher   atomic.Pointer[store.Batcher]
+	running   atomic.Bool
 
-	mu        sync.Mutex
-	releases  []*published
-	byDigest  map[verify.Digest]*published
-	devices   map[string]*device // by device ID
-	bySerial  map[string]string  // serial → device ID
-	byToken   map[string]string  // sha256(token) → device ID
-	idCounter int
-}
-
-type published struct {
-	rel      release.Release
-	manifest *verify.Manifest
-	bundle   []byte
-	path     string // the artifact file
-	policy   transport.Policy
-	at       time.Time
-}
-
-type device struct {
-	id, serial, model, hw string
-	tokenHash             string
-	components            []transport.Component
-	status                transport.HeartbeatRequest
-	registered            time.Time
-	reports               map[string]bool // report IDs seen, for deduplication
-	reportOrder           []string        // the same, oldest first, to bound them
-	history               []transport.ReportRequest
-	last                  *transport.Result
-	directives            []transport.Directive
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]*verify.Manifest // bundles verified, by their hash
 }
 
 var _ transport.Service = (*Server)(nil)
 
-// New returns a Server with no releases and no terminals.
+// New returns a Server on cfg.Store (a new in-memory store if nil).
 func New(cfg Config) (*Server, error) {
 	if cfg.Keys == nil {
-		return nil, errors.New("server: Config.Keys is required")
+		return nil, errConfig("Config.Keys is required")
 	}
 	if cfg.Enrollment == "" && cfg.Enroll == nil {
-		return nil, errors.New("server: Config.Enrollment or Config.Enroll is required")
+		return nil, errConfig("Config.Enrollment or Config.Enroll is required")
 	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	if cfg.HeartbeatInterval < 0 || cfg.HeartbeatJitter < 0 || cfg.CheckRetryAfter < 0 || cfg.RolloutEvery < 0 {
+		return nil, errConfig("negative durations are not allowed")
 	}
-	if cfg.HeartbeatJitter == 0 {
-		cfg.HeartbeatJitter = cfg.HeartbeatInterval / 10
-	}
-	if cfg.CheckRetryAfter == 0 {
-		cfg.CheckRetryAfter = DefaultCheckRetryAfter
-	}
+	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, DefaultHeartbeatInterval)
+	cfg.HeartbeatJitter = cmp.Or(cfg.HeartbeatJitter, cfg.HeartbeatInterval/10)
+	cfg.CheckRetryAfter = cmp.Or(cfg.CheckRetryAfter, DefaultCheckRetryAfter)
+	cfg.RolloutEvery = cmp.Or(cfg.RolloutEvery, DefaultRolloutEvery)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HeartbeatInterval < 0 || cfg.HeartbeatJitter < 0 || cfg.CheckRetryAfter < 0 {
-		return nil, errors.New("server: negative durations are not allowed")
-	}
-	reg, err := heartbeat.NewRegistry(heartbeat.RegistryConfig{})
+	ops, err := operatorTable(cfg.Operators, cfg.OperatorToken)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		cfg: cfg, log: cfg.Logger, registry: reg,
-		byDigest: map[verify.Digest]*published{}, devices: map[string]*device{},
-		bySerial: map[string]string{}, byToken: map[string]string{},
-	}, nil
-}
-
-// PublishOptions say how a release is offered.
-type PublishOptions struct {
-	// Channel is the release channel; empty means release.DefaultChannel.
-	Channel string
-	// Policy is sent with every offer of the release.
-	Policy transport.Policy
-}
-
-// Publish verifies a release directory written by `release pack` (the
-// bundle's signatures and expiry, and every chunk of the artifact) and
-// starts offering it. Publishing the same release again replaces it.
-func (s *Server) Publish(ctx context.Context, dir string, opts PublishOptions) (release.Release, error) {
-	rd, err := verify.OpenReleaseDir(ctx, dir, s.cfg.Keys, s.cfg.Now(), nil)
+	st := cfg.Store
+	if st == nil {
+		st = memstore.New()
+	}
+	live, err := heartbeat.NewRegistry(heartbeat.RegistryConfig{DefaultInterval: cfg.HeartbeatInterval})
 	if err != nil {
-		return release.Release{}, fmt.Errorf("server: publish %s: %w", dir, err)
+		return nil, err
 	}
-	p := &published{
-		rel: release.FromManifest(rd.Manifest, opts.Channel), manifest: rd.Manifest, bundle: rd.Bundle,
-		path: rd.ArtifactPath(), policy: opts.Policy, at: s.cfg.Now(),
-	}
-	p.rel.Channel = cmp.Or(p.rel.Channel, release.DefaultChannel)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.releases = slices.DeleteFunc(s.releases, func(q *published) bool {
-		return q.rel.ID() == p.rel.ID() && q.rel.Channel == p.rel.Channel
-	})
-	s.releases = append(s.releases, p)
-	// Serve each artifact while a release that names it is published.
-	s.byDigest = map[verify.Digest]*published{}
-	for _, q := range s.releases {
-		s.byDigest[q.manifest.Artifact.Digest] = q
-	}
-	s.log.Info("server: published", "release", p.rel.ID(), "channel", cmp.Or(opts.Channel, release.DefaultChannel),
-		"bytes", rd.Manifest.Artifact.Size)
-	return p.rel, nil
+	return &Server{cfg: cfg, log: cfg.Logger, store: st, live: live, operators: ops,
+		verified: map[[sha256.Size]byte]*verify.Manifest{}}, nil
 }
 
-// Nudge asks a terminal to check for updates at its next heartbeat.
-func (s *Server) Nudge(deviceID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.devices[deviceID]
-	if !ok {
-		return transport.Errorf(transport.CodeNotFound, "no terminal %q", deviceID)
+// Run does the server's background work until ctx ends, then returns
+// ctx.Err(): it writes heartbeats in batches (many requests, one store
+// transaction) and, every Config.RolloutEvery, runs [Server.Reconcile].
+// Stop what serves requests (http.Server.Shutdown) before ending ctx.
+//
+// Run is optional. Without it each heartbeat is its own transaction, and
+// rollouts move only on reports, checks and operator actions: their
+// offline devices are not counted as offline (they wait as pending, which
+// can hold a stage back) and progress reported by heartbeats alone is not
+// seen. Run may be called again after it returns, not twice at once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("server: Run is already running")
 	}
-	if !slices.Contains(d.directives, transport.DirectiveCheck) {
-		d.directives = append(d.directives, transport.DirectiveCheck)
+	defer s.running.Store(false)
+	b, err := store.NewBatcher(store.BatcherConfig{Writer: s.store, Logger: s.log})
+	if err != nil {
+		return err
 	}
-	return nil
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx)
+	}()
+	s.batcher.Store(b)
+	defer func() {
+		s.batcher.CompareAndSwap(b, nil)
+		<-done
+	}()
+	tick := time.NewTicker(s.cfg.RolloutEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("server: reconcile failed", "err", err)
+			}
+		}
+	}
 }
 
 // Handler returns the HTTP handler: protocol v1 for terminals and, when
-// Config.OperatorToken is set, the operator API under /v1/operator/.
+// operators are configured, the operator API under /v1/operator/ (see
+// [Server.OperatorHandler]).
 func (s *Server) Handler() (http.Handler, error) {
 	dev, err := httptransport.NewHandler(httptransport.HandlerConfig{Service: s, Logger: s.log})
 	if err != nil {
@@ -207,9 +201,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", dev)
-	mux.Handle("GET /v1/operator/terminals", s.operator(s.listTerminals))
-	mux.Handle("GET /v1/operator/releases", s.operator(s.listReleases))
-	mux.Handle("POST /v1/operator/terminals/{id}/nudge", s.operator(s.nudge))
+	mux.Handle("/v1/operator/", s.OperatorHandler())
 	return mux, nil
 }
 
@@ -227,120 +219,237 @@ func (s *Server) Register(ctx context.Context, req *transport.RegisterRequest) (
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id, ok := s.bySerial[req.Serial]
-	if ok && s.devices[id].model != req.Model {
-		// A registration cannot turn a terminal into another model and
-		// so into a target for another model's firmware.
-		s.log.Warn("server: refused re-registration as another model", "device", id, "serial", req.Serial,
-			"model", s.devices[id].model, "claimed", req.Model)
-		return nil, transport.Errorf(transport.CodeConflict, "serial %s is registered as another model", req.Serial)
+	hash := tokenHash(token)
+	now := s.cfg.Now()
+	otherModel := transport.Errorf(transport.CodeConflict, "serial %s is registered as another model", req.Serial)
+	// Two registrations of one serial may race, on two replicas: the one
+	// that loses the create registers again over the winner.
+	for range 3 {
+		t, err := s.store.TerminalBySerial(ctx, req.Serial)
+		switch {
+		case err == nil:
+			_, err = s.store.UpdateTerminal(ctx, t.ID, func(t *store.Terminal) error {
+				if t.Model != req.Model {
+					// A registration cannot turn a terminal into another
+					// model and so into a target for another model's
+					// firmware.
+					return otherModel
+				}
+				t.TokenHash, t.HardwareRevision, t.RegisteredAt = hash, req.HardwareRevision, now
+				t.Components = toStoreComponents(req.Components)
+				return nil
+			})
+			if errors.Is(err, otherModel) {
+				s.log.Warn("server: refused re-registration as another model", "device", t.ID, "serial", req.Serial,
+					"model", t.Model, "claimed", req.Model)
+				return nil, otherModel
+			}
+			if err != nil {
+				return nil, fromStore(err, "register %s", req.Serial)
+			}
+			s.log.Warn("server: terminal registered again; its old token is revoked", "device", t.ID, "serial", req.Serial)
+			s.audit(ctx, Operator{Name: "terminal:" + t.ID, Role: roleTerminal}, "terminal.register_again", t.ID, nil,
+				"serial "+req.Serial+": a new token; the old one is revoked")
+			return &transport.RegisterResponse{DeviceID: t.ID, Token: token}, nil
+		case errors.Is(err, store.ErrNotFound):
+			id, err := newDeviceID()
+			if err != nil {
+				return nil, err
+			}
+			err = s.store.CreateTerminal(ctx, store.Terminal{ID: id, Serial: req.Serial, Model: req.Model,
+				HardwareRevision: req.HardwareRevision, TokenHash: hash, Components: toStoreComponents(req.Components),
+				RegisteredAt: now})
+			if errors.Is(err, store.ErrExists) {
+				continue
+			}
+			if err != nil {
+				return nil, fromStore(err, "register %s", req.Serial)
+			}
+			s.log.Info("server: terminal registered", "device", id, "serial", req.Serial, "model", req.Model)
+			return &transport.RegisterResponse{DeviceID: id, Token: token}, nil
+		default:
+			return nil, fromStore(err, "register %s", req.Serial)
+		}
 	}
-	if ok {
-		s.log.Warn("server: terminal registered again; its old token is revoked", "device", id, "serial", req.Serial)
-	} else {
-		s.idCounter++
-		id = fmt.Sprintf("t-%06d", s.idCounter)
-		s.bySerial[req.Serial] = id
-		s.devices[id] = &device{id: id, serial: req.Serial, reports: map[string]bool{}}
-	}
-	d := s.devices[id]
-	delete(s.byToken, d.tokenHash)
-	d.tokenHash = tokenHash(token)
-	s.byToken[d.tokenHash] = id
-	d.model, d.hw, d.registered = req.Model, req.HardwareRevision, s.cfg.Now()
-	d.components = slices.Clone(req.Components)
-	s.log.Info("server: terminal registered", "device", id, "serial", req.Serial, "model", req.Model)
-	return &transport.RegisterResponse{DeviceID: id, Token: token}, nil
+	return nil, transport.Errorf(transport.CodeConflict, "serial %s: concurrent registrations; try again", req.Serial)
 }
 
 // Authenticate maps a token to its terminal.
 func (s *Server) Authenticate(ctx context.Context, token string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id, ok := s.byToken[tokenHash(token)]
-	if !ok {
+	id, err := s.store.TokenOwner(ctx, tokenHash(token))
+	if errors.Is(err, store.ErrNotFound) {
 		return "", transport.Errorf(transport.CodeUnauthorized, "unknown device token")
+	}
+	if err != nil {
+		return "", fromStore(err, "authenticate")
 	}
 	return id, nil
 }
 
-// Heartbeat records a terminal's status and directs its schedule.
+// Heartbeat records a terminal's status and directs its schedule. While
+// [Server.Run] runs, beats are written in batches.
 func (s *Server) Heartbeat(ctx context.Context, deviceID string, req *transport.HeartbeatRequest) (*transport.HeartbeatResponse, error) {
 	now := s.cfg.Now()
-	s.registry.Seen(deviceID, now, s.cfg.HeartbeatInterval)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.devices[deviceID]
-	if !ok {
-		return nil, transport.Errorf(transport.CodeUnauthorized, "unknown terminal")
+	beat := store.Heartbeat{DeviceID: deviceID, At: now, Interval: s.cfg.HeartbeatInterval,
+		Status: store.Status{Seq: req.Seq, State: req.State, Release: req.Release, Waiting: req.Waiting,
+			Network: req.Network},
+		Components: toStoreComponents(req.Components), LastResult: toStoreResult(req.LastResult)}
+	if b := req.Battery; b != nil {
+		beat.Status.Battery = &store.Battery{Percent: b.Percent, OnMains: b.OnMains}
 	}
-	d.status = *req
-	if len(req.Components) > 0 {
-		d.components = slices.Clone(req.Components)
+	dirs, err := s.beat(ctx, beat)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUnknownTerminal()
 	}
-	if req.LastResult != nil {
-		d.last = req.LastResult
+	if err != nil {
+		return nil, fromStore(err, "heartbeat")
 	}
 	resp := &transport.HeartbeatResponse{
 		IntervalSeconds: int(s.cfg.HeartbeatInterval / time.Second),
 		JitterSeconds:   int(s.cfg.HeartbeatJitter / time.Second),
-		Directives:      d.directives,
 		ServerTime:      now,
 	}
-	d.directives = nil
+	for _, d := range dirs {
+		resp.Directives = append(resp.Directives, transport.Directive(d))
+	}
 	return resp, nil
 }
 
-// Check offers the release that fits the terminal, if any.
-func (s *Server) Check(ctx context.Context, deviceID string, req *transport.CheckRequest) (*transport.CheckResponse, error) {
-	s.mu.Lock()
-	d, ok := s.devices[deviceID]
-	if !ok {
-		s.mu.Unlock()
-		return nil, transport.Errorf(transport.CodeUnauthorized, "unknown terminal")
+// beat writes a heartbeat through the running batcher, or alone.
+func (s *Server) beat(ctx context.Context, b store.Heartbeat) ([]string, error) {
+	if bt := s.batcher.Load(); bt != nil {
+		dirs, err := bt.Add(ctx, b)
+		if !errors.Is(err, store.ErrClosed) {
+			return dirs, err
+		}
+		// Run stopped before the beat was written: write it alone.
 	}
-	d.components = slices.Clone(req.Components)
-	catalog := make([]release.Release, len(s.releases))
-	for i, p := range s.releases {
-		catalog[i] = p.rel
+	res, err := s.store.Heartbeats(ctx, []store.Heartbeat{b})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Directives, res[0].Err
+}
+
+// Check offers the release that fits the terminal, if any. A release that
+// a rollout governs is offered only as the rollout allows (see
+// [Server.CreateRollout]); one without a rollout is offered to every
+// terminal it fits.
+func (s *Server) Check(ctx context.Context, deviceID string, req *transport.CheckRequest) (*transport.CheckResponse, error) {
+	now := s.cfg.Now()
+	t, err := s.store.Terminal(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUnknownTerminal()
+	}
+	if err != nil {
+		return nil, fromStore(err, "check")
+	}
+	comps := toStoreComponents(req.Components)
+	if !slices.Equal(t.Components, comps) || t.Channel != req.Channel {
+		t, err = s.store.UpdateTerminal(ctx, deviceID, func(t *store.Terminal) error {
+			t.Components, t.Channel = comps, req.Channel
+			return nil
+		})
+		if err != nil {
+			return nil, fromStore(err, "check")
+		}
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	governed, err := s.rolloutsByRelease(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// The model is the one the terminal registered with: a check cannot
 	// talk the server into another model's firmware.
-	dev := release.Device{Model: d.model, HardwareRevision: cmp.Or(d.hw, req.HardwareRevision), Channel: req.Channel,
-		Components: map[string]release.Installed{}}
-	s.mu.Unlock()
+	dev := release.Device{Model: t.Model, HardwareRevision: cmp.Or(t.HardwareRevision, req.HardwareRevision),
+		Channel: req.Channel, Components: map[string]release.Installed{}}
 	for _, c := range req.Components {
 		dev.Components[c.Name] = release.Installed{Version: c.Version, Floor: c.Floor}
 	}
-	retry := int(s.cfg.CheckRetryAfter / time.Second)
-	r, err := release.Negotiate(dev, catalog, s.cfg.Now())
+
+	retry := s.cfg.CheckRetryAfter
+	held := false // a rollout holds back a release that fits
+	candidates := make([]release.Release, 0, len(cat))
+	grants := map[*published]*grant{}
+	for _, p := range cat {
+		rs := governed[p.rel.ID()]
+		if len(rs) == 0 {
+			candidates = append(candidates, p.rel)
+			continue
+		}
+		g, wait, err := s.admit(ctx, rs, t, dev, p, now)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case g != nil:
+			candidates = append(candidates, p.rel)
+			grants[p] = g
+		case wait > 0:
+			held, retry = true, min(retry, wait)
+		}
+	}
+	answer := func(reason transport.Reason) *transport.CheckResponse {
+		if held && (reason == transport.ReasonUpToDate || reason == transport.ReasonNoRelease) {
+			reason = transport.ReasonNoRelease // not yet: a rollout will come to it
+		}
+		return &transport.CheckResponse{Reason: reason, RetryAfterSeconds: max(1, int(retry/time.Second))}
+	}
+	r, err := release.Negotiate(dev, candidates, now)
 	if err != nil {
 		var re *release.Error
 		if errors.As(err, &re) {
-			return &transport.CheckResponse{Reason: re.Reason, RetryAfterSeconds: retry}, nil
+			return answer(re.Reason), nil
 		}
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.releases {
-		if p.rel.ID() == r.ID() && p.rel.Channel == r.Channel {
-			return &transport.CheckResponse{Offers: []transport.Offer{{Bundle: p.bundle, Policy: p.policy}}}, nil
+	for _, p := range cat {
+		if p.rel.ID() != r.ID() || p.rel.Channel != r.Channel {
+			continue
 		}
+		policy := p.policy
+		if g := grants[p]; g != nil {
+			ok, wait, err := s.commitOffer(ctx, g, now)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				held, retry = true, min(retry, wait)
+				return answer(transport.ReasonNoRelease), nil
+			}
+			policy = mergePolicy(policy, g.policy)
+		}
+		return &transport.CheckResponse{Offers: []transport.Offer{{Bundle: p.bundle, Policy: policy}}}, nil
 	}
-	return &transport.CheckResponse{Reason: transport.ReasonNoRelease, RetryAfterSeconds: retry}, nil
+	return answer(transport.ReasonNoRelease), nil
 }
 
-// Artifact opens a published artifact.
+// mergePolicy adds a rollout's deadline to a release's own policy: the
+// earlier deadline wins, and either may make the offer blocking.
+func mergePolicy(p, r transport.Policy) transport.Policy {
+	p.Blocking = p.Blocking || r.Blocking
+	if !r.Deadline.IsZero() && (p.Deadline.IsZero() || r.Deadline.Before(p.Deadline)) {
+		p.Deadline = r.Deadline
+	}
+	return p
+}
+
+// Artifact opens a published artifact. Every replica serves it from the
+// path it was published at, so replicas share the release directories
+// (or an Offer's ArtifactURL points at a CDN).
 func (s *Server) Artifact(ctx context.Context, deviceID, digest string) (*transport.ArtifactContent, error) {
-	s.mu.Lock()
-	p, ok := s.byDigest[verify.Digest(digest)]
-	s.mu.Unlock()
-	if !ok {
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(cat, func(p *published) bool { return string(p.manifest.Artifact.Digest) == digest })
+	if i < 0 {
 		return nil, transport.Errorf(transport.CodeNotFound, "no artifact %s", digest)
 	}
+	p := cat[i]
 	f, err := os.Open(p.path)
 	if err != nil {
 		return nil, fmt.Errorf("server: artifact %s: %w", digest, err)
@@ -357,178 +466,109 @@ func (s *Server) Artifact(ctx context.Context, deviceID, digest string) (*transp
 	return &transport.ArtifactContent{Content: f, Size: info.Size(), ModTime: info.ModTime(), ETag: `"` + p.manifest.Artifact.Digest.Hex() + `"`}, nil
 }
 
-// Report records a terminal's report once per report ID.
+// Report records a terminal's report once per report ID, with what it
+// changes: the terminal's last result and, on a commit of a published
+// release, its version. A report on a rollout's release moves the device
+// on in the rollout, which may then advance or halt. A manual update's
+// report lands in the audit log, naming the technician's credential.
 func (s *Server) Report(ctx context.Context, deviceID string, req *transport.ReportRequest) (*transport.ReportResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.devices[deviceID]
-	if !ok {
-		return nil, transport.Errorf(transport.CodeUnauthorized, "unknown terminal")
-	}
-	if d.reports[req.ID] {
-		return &transport.ReportResponse{Duplicate: true}, nil
-	}
-	d.reports[req.ID] = true
-	d.reportOrder = append(d.reportOrder, req.ID)
-	if len(d.reportOrder) > maxReportIDs {
-		delete(d.reports, d.reportOrder[0])
-		d.reportOrder = d.reportOrder[1:]
-	}
-	d.history = append(d.history, *req)
-	if len(d.history) > maxHistory {
-		d.history = d.history[len(d.history)-maxHistory:]
-	}
-	if req.Reason != transport.ReasonAttempts {
-		// "Attempts exhausted" follows the last attempt's own report: a
-		// notice, not a newer result.
-		d.last = &transport.Result{Release: req.Release, Outcome: req.Outcome, Reason: req.Reason, At: req.At}
-	}
-	if req.Outcome == transport.OutcomeCommitted {
-		s.committed(d, req.Release)
-	}
-	s.log.Info("server: report", "device", deviceID, "release", req.Release, "outcome", req.Outcome, "reason", req.Reason)
-	return &transport.ReportResponse{}, nil
-}
-
-// committed records, on a commit report, what the terminal now runs, so
-// operators need not wait for its next heartbeat. Only a release this
-// server published counts: a report cannot invent components.
-func (s *Server) committed(d *device, id string) {
-	var m *verify.Manifest
-	for _, p := range s.releases {
-		if p.rel.ID() == id {
-			m = p.manifest
-			break
-		}
-	}
-	if m == nil {
-		return
-	}
-	i := slices.IndexFunc(d.components, func(c transport.Component) bool { return c.Name == m.Component })
-	switch {
-	case i >= 0:
-		d.components[i].Version = m.Version
-	case len(d.components) < transport.MaxComponents:
-		d.components = append(d.components, transport.Component{Name: m.Component, Version: m.Version})
-	}
-}
-
-// Terminal is a terminal as operators see it.
-type Terminal struct {
-	DeviceID         string                    `json:"device_id"`
-	Serial           string                    `json:"serial"`
-	Model            string                    `json:"model"`
-	HardwareRevision string                    `json:"hardware_revision,omitempty"`
-	Components       []transport.Component     `json:"components"`
-	State            string                    `json:"state,omitempty"`
-	Release          string                    `json:"release,omitempty"`
-	Waiting          string                    `json:"waiting,omitempty"`
-	LastResult       *transport.Result         `json:"last_result,omitempty"`
-	Reports          []transport.ReportRequest `json:"reports,omitempty"`
-	LastSeen         time.Time                 `json:"last_seen,omitzero"`
-	Online           bool                      `json:"online"`
-}
-
-// Terminals lists every enrolled terminal, by device ID.
-func (s *Server) Terminals() []Terminal {
 	now := s.cfg.Now()
-	s.mu.Lock()
-	out := make([]Terminal, 0, len(s.devices))
-	for _, d := range s.devices {
-		t := Terminal{
-			DeviceID: d.id, Serial: d.serial, Model: d.model, HardwareRevision: d.hw,
-			Components: slices.Clone(d.components), State: d.status.State, Release: d.status.Release,
-			Waiting: d.status.Waiting, Reports: slices.Clone(d.history),
-		}
-		if d.last != nil {
-			l := *d.last
-			t.LastResult = &l
-		}
-		out = append(out, t)
-	}
-	s.mu.Unlock()
-	for i := range out {
-		if l, ok := s.registry.Get(out[i].DeviceID, now); ok {
-			out[i].LastSeen, out[i].Online = l.LastSeen, l.Online
-		}
-	}
-	slices.SortFunc(out, func(a, b Terminal) int { return strings.Compare(a.DeviceID, b.DeviceID) })
-	return out
-}
-
-// PublishedRelease is a release as operators see it.
-type PublishedRelease struct {
-	ID        string           `json:"id"`
-	Kind      verify.Kind      `json:"kind"`
-	Channel   string           `json:"channel"`
-	Models    []string         `json:"models,omitempty"`
-	From      []string         `json:"from,omitempty"`
-	Size      int64            `json:"size"`
-	Digest    verify.Digest    `json:"digest"`
-	Expires   time.Time        `json:"expires"`
-	Policy    transport.Policy `json:"policy"`
-	Published time.Time        `json:"published"`
-}
-
-// Releases lists the published releases, oldest first.
-func (s *Server) Releases() []PublishedRelease {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]PublishedRelease, len(s.releases))
-	for i, p := range s.releases {
-		out[i] = PublishedRelease{
-			ID: p.rel.ID(), Kind: p.rel.Kind, Channel: cmp.Or(p.rel.Channel, release.DefaultChannel),
-			Models: p.rel.Models, From: p.rel.From, Size: p.manifest.Artifact.Size, Digest: p.manifest.Artifact.Digest,
-			Expires: p.rel.Expires, Policy: p.policy, Published: p.at,
-		}
-	}
-	return out
-}
-
-func (s *Server) operator(h func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v any
-		var err error
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		switch {
-		case s.cfg.OperatorToken == "":
-			err = transport.Errorf(transport.CodeForbidden, "the operator API is disabled")
-		case !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.OperatorToken)) != 1:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="upkeep-operator"`)
-			err = transport.Errorf(transport.CodeUnauthorized, "operator token required")
-		default:
-			v, err = h(w, r)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if err != nil {
-			e := transport.AsError(err)
-			if e.Code == transport.CodeInternal {
-				s.log.Error("server: operator request failed", "path", r.URL.Path, "err", err)
-			}
-			w.WriteHeader(e.HTTPStatus())
-			v = transport.ErrorBody{Error: transport.ErrorDetail{Code: e.Code, Message: e.Message}}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(v)
-	})
-}
-
-func (s *Server) listTerminals(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.Terminals(), nil
-}
-
-func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.Releases(), nil
-}
-
-func (s *Server) nudge(w http.ResponseWriter, r *http.Request) (any, error) {
-	id := r.PathValue("id")
-	if err := s.Nudge(id); err != nil {
+	cat, err := s.catalog(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"device_id": id, "directive": string(transport.DirectiveCheck)}, nil
+	var m *verify.Manifest
+	if req.Outcome == transport.OutcomeCommitted {
+		// Only a release this server published counts: a report cannot
+		// invent components.
+		if i := slices.IndexFunc(cat, func(p *published) bool { return p.rel.ID() == req.Release }); i >= 0 {
+			m = cat[i].manifest
+		}
+	}
+	rep := store.Report{DeviceID: deviceID, ID: req.ID, Release: req.Release, From: req.From, To: req.To,
+		Phase: req.Phase, Outcome: string(req.Outcome), Reason: string(req.Reason), Detail: req.Detail, At: req.At,
+		ReceivedAt: now}
+	_, err = s.store.AddReport(ctx, rep, func(t *store.Terminal) error {
+		if req.Reason != transport.ReasonAttempts {
+			// "Attempts exhausted" follows the last attempt's own report:
+			// a notice, not a newer result.
+			t.LastResult = &store.Result{Release: req.Release, Outcome: string(req.Outcome), Reason: string(req.Reason), At: req.At}
+		}
+		if m != nil {
+			t.Components = withVersion(t.Components, m.Component, m.Version)
+		}
+		return nil
+	})
+	dup := errors.Is(err, store.ErrExists)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errUnknownTerminal()
+	case err != nil && !dup:
+		return nil, fromStore(err, "report")
+	}
+	if !dup {
+		s.log.Info("server: report", "device", deviceID, "release", req.Release, "outcome", req.Outcome, "reason", req.Reason)
+		if mu := req.Manual; mu != nil {
+			var fail error
+			if req.Outcome != transport.OutcomeCommitted {
+				fail = errors.New(string(req.Outcome) + " (" + string(req.Reason) + ")")
+			}
+			s.audit(ctx, Operator{Name: mu.Credential, Role: roleTechnician}, "terminal.manual_update", deviceID, fail,
+				fmt.Sprintf("%s by %s credential %s: %s", req.Release, mu.Method, mu.Credential, req.Outcome))
+		}
+	}
+	// A duplicate moves the rollout too: the first delivery may have been
+	// recorded by a replica that failed before it did. Moving a device is
+	// idempotent.
+	if err := s.observeReport(ctx, deviceID, req, now); err != nil {
+		return nil, err
+	}
+	return &transport.ReportResponse{Duplicate: dup}, nil
+}
+
+// withVersion returns cs with component name at version v.
+func withVersion(cs []store.Component, name, v string) []store.Component {
+	i := slices.IndexFunc(cs, func(c store.Component) bool { return c.Name == name })
+	switch {
+	case i >= 0:
+		cs[i].Version = v
+	case len(cs) < transport.MaxComponents:
+		cs = append(cs, store.Component{Name: name, Version: v})
+	}
+	return cs
+}
+
+func toStoreComponents(cs []transport.Component) []store.Component {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]store.Component, len(cs))
+	for i, c := range cs {
+		out[i] = store.Component{Name: c.Name, Version: c.Version, Floor: c.Floor}
+	}
+	return out
+}
+
+func fromStoreComponents(cs []store.Component) []transport.Component {
+	out := make([]transport.Component, len(cs))
+	for i, c := range cs {
+		out[i] = transport.Component{Name: c.Name, Version: c.Version, Floor: c.Floor}
+	}
+	return out
+}
+
+func toStoreResult(r *transport.Result) *store.Result {
+	if r == nil {
+		return nil
+	}
+	return &store.Result{Release: r.Release, Outcome: string(r.Outcome), Reason: string(r.Reason), At: r.At}
+}
+
+func fromStoreResult(r *store.Result) *transport.Result {
+	if r == nil {
+		return nil
+	}
+	return &transport.Result{Release: r.Release, Outcome: transport.Outcome(r.Outcome), Reason: transport.Reason(r.Reason), At: r.At}
 }
 
 func newToken() (string, error) {
@@ -539,7 +579,17 @@ func newToken() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func tokenHash(token string) string {
+// newDeviceID returns a random device ID: replicas issue IDs without a
+// shared counter, and the store refuses a collision.
+func newDeviceID() (string, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "t-" + hex.EncodeToString(b[:]), nil
+}
+
+func tokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
-	return string(h[:])
+	return h[:]
 }

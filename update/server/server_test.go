@@ -170,14 +170,14 @@ func TestEndToEndOverHTTP(t *testing.T) {
 		c, id := e.client("SN-BAD", "P300")
 		a, target := e.terminal(c, verify.Check{Name: "sign-in", Run: func(context.Context) error { return errors.New("refused") }})
 		res, err := a.Update(ctx)
-		if err != nil || res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonHealth {
+		if err != nil || res.Outcome != transport.OutcomeRolledBack || res.Reason != transport.ReasonSignIn {
 			t.Fatalf("Update = %+v, %v", res, err)
 		}
 		if got, _ := os.ReadFile(target); string(got) != "factory firmware" {
 			t.Errorf("file after rollback = %.20q", got)
 		}
 		term := find(t, e.srv.Terminals(), id)
-		if term.LastResult == nil || term.LastResult.Reason != transport.ReasonHealth || len(term.Reports) != 1 {
+		if term.LastResult == nil || term.LastResult.Reason != transport.ReasonSignIn || len(term.Reports) != 1 {
 			t.Errorf("server sees %+v", term)
 		}
 	})

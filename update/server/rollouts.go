@@ -1,0 +1,1054 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update/release"
+	"github.com/upkeephq/upkeep/update/rollout"
+	"github.com/upkeephq/upkeep/update/server/store"
+)
+
+// pageSize is how many records the server reads at a time when it walks a
+// rollout's devices or the fleet.
+const pageSize = 1000
+
+// casRetries bounds the attempts at a compare-and-swap on a rollout that
+// other replicas keep changing.
+const casRetries = 16
+
+// RolloutSpec defines a staged rollout of a published release: which
+// terminals, in which stages, how fast, and when it halts by itself. It is
+// what an operator posts and what the store keeps; the zero value of each
+// field means what the zero value of the matching field of rollout.Rollout
+// means (see package update/rollout for the model and the defaults).
+type RolloutSpec struct {
+	// ID names the rollout (letters, digits, '.', '_', '-'); devices'
+	// cohorts are drawn from it.
+	ID string `json:"id"`
+	// Release is the published release rolled out: component@version.
+	Release string `json:"release"`
+	// Models, Channel, Groups and Tags select the terminals (see
+	// rollout.Target); empty selects every terminal the release fits.
+	Models  []string `json:"models,omitempty"`
+	Channel string   `json:"channel,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	Tags    []string `json:"tags,omitempty"`
+	// Pilot lists device IDs that form stage 0.
+	Pilot []string `json:"pilot,omitempty"`
+	// Batches are cumulative percentages of the targeted fleet; empty
+	// means 1, 10, 50, 100.
+	Batches []float64 `json:"batches,omitempty"`
+	// Start is when the rollout may begin; zero means at once.
+	Start time.Time `json:"start,omitzero"`
+	// SoakSeconds is the least time a stage stays the newest open one.
+	SoakSeconds int64 `json:"soak_seconds,omitempty"`
+	// SuccessThreshold, FailureRate and ReasonRates are percentages; see
+	// rollout.Rollout.
+	SuccessThreshold float64                      `json:"success_threshold,omitempty"`
+	FailureRate      float64                      `json:"failure_rate,omitempty"`
+	ReasonRates      map[transport.Reason]float64 `json:"reason_rates,omitempty"`
+	// MinFinished is how many devices of a stage must finish before its
+	// failure rate can halt the rollout.
+	MinFinished int `json:"min_finished,omitempty"`
+	// MaxStartsPerMinute and MaxConcurrent cap new offers and devices
+	// updating at once; zero means no cap.
+	MaxStartsPerMinute int `json:"max_starts_per_minute,omitempty"`
+	MaxConcurrent      int `json:"max_concurrent,omitempty"`
+	// Deadline is when the update becomes required (blocking).
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Expires ends the rollout: unfinished devices are expired, not
+	// failed.
+	Expires time.Time `json:"expires,omitzero"`
+	// RetrySeconds is how long a device whose turn is not known waits
+	// before it checks again.
+	RetrySeconds int64 `json:"retry_seconds,omitempty"`
+}
+
+// maxSeconds bounds a spec's durations (about 100 years), so that they
+// convert to time.Duration.
+const maxSeconds = 100 * 365 * 24 * 3600
+
+func (sp RolloutSpec) rollout() (rollout.Rollout, error) {
+	if sp.SoakSeconds > maxSeconds || sp.RetrySeconds > maxSeconds {
+		return rollout.Rollout{}, transport.Errorf(transport.CodeBadRequest, "rollout: soak or retry of more than a century")
+	}
+	r := rollout.Rollout{ID: sp.ID, Release: sp.Release,
+		Target: rollout.Target{Models: sp.Models, Channel: sp.Channel, Groups: sp.Groups, Tags: sp.Tags},
+		Pilot:  sp.Pilot, Batches: sp.Batches, Start: sp.Start, Soak: time.Duration(sp.SoakSeconds) * time.Second,
+		SuccessThreshold: sp.SuccessThreshold, FailureRate: sp.FailureRate, ReasonRates: sp.ReasonRates,
+		MinFinished: sp.MinFinished, MaxStartsPerMinute: sp.MaxStartsPerMinute, MaxConcurrent: sp.MaxConcurrent,
+		Deadline: sp.Deadline, Expires: sp.Expires, Retry: time.Duration(sp.RetrySeconds) * time.Second}
+	if len(r.Batches) == 0 {
+		r.Batches = nil
+	}
+	return r, nil
+}
+
+// Breach is the failure limit a halted rollout passed.
+type Breach struct {
+	Stage int `json:"stage"`
+	// Reason is the failure kind whose limit was passed; empty for the
+	// overall failure rate.
+	Reason transport.Reason `json:"reason,omitempty"`
+	// Failed of Finished devices failed; Limit is the rate they passed.
+	Failed   int     `json:"failed"`
+	Finished int     `json:"finished"`
+	Limit    float64 `json:"limit"`
+}
+
+// failures is rollout.Failures as the store keeps it.
+type failures struct {
+	Total    int                      `json:"total"`
+	ByReason map[transport.Reason]int `json:"by_reason,omitempty"`
+}
+
+// statusDoc is a rollout's status as the store keeps it: the policy's
+// rollout.Status, and what the server adds to share among replicas.
+type statusDoc struct {
+	State       rollout.State `json:"state"`
+	Stage       int           `json:"stage"`
+	Since       time.Time     `json:"since,omitzero"`
+	Started     time.Time     `json:"started,omitzero"`
+	StageOpened time.Time     `json:"stage_opened,omitzero"`
+	Breach      *Breach       `json:"breach,omitempty"`
+	Accepted    []failures    `json:"accepted,omitempty"`
+	Detail      string        `json:"detail,omitempty"`
+	// Ready is set once the devices targeted when the rollout was created
+	// are tracked; until then it neither starts nor offers.
+	Ready   bool `json:"ready"`
+	Tracked int  `json:"tracked,omitempty"`
+	// DecidedAt is when a replica last ran rollout.Decide and wrote what
+	// it gave; a rollout not decided for Config.RolloutEvery is decided
+	// again on the next check.
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	// Starts devices were first offered the release in the calendar
+	// minute Minute: the shared count behind MaxStartsPerMinute.
+	Minute time.Time `json:"minute,omitzero"`
+	Starts int       `json:"starts,omitempty"`
+}
+
+func (d statusDoc) status() rollout.Status {
+	st := rollout.Status{State: d.State, Stage: d.Stage, Since: d.Since, Started: d.Started,
+		StageOpened: d.StageOpened, Detail: d.Detail}
+	if b := d.Breach; b != nil {
+		st.Breach = rollout.Breach{Stage: b.Stage, Reason: b.Reason, Failed: b.Failed, Finished: b.Finished, Limit: b.Limit}
+	}
+	for _, f := range d.Accepted {
+		st.Accepted = append(st.Accepted, rollout.Failures{Total: f.Total, ByReason: f.ByReason})
+	}
+	return st
+}
+
+func (d *statusDoc) setStatus(st rollout.Status) {
+	d.State, d.Stage, d.Since, d.Started, d.StageOpened, d.Detail =
+		st.State, st.Stage, st.Since, st.Started, st.StageOpened, st.Detail
+	d.Breach = nil
+	if b := st.Breach; b != (rollout.Breach{}) {
+		d.Breach = &Breach{Stage: b.Stage, Reason: b.Reason, Failed: b.Failed, Finished: b.Finished, Limit: b.Limit}
+	}
+	d.Accepted = nil
+	for _, f := range st.Accepted {
+		d.Accepted = append(d.Accepted, failures{Total: f.Total, ByReason: f.ByReason})
+	}
+}
+
+// rolloutRec is a rollout read from the store.
+type rolloutRec struct {
+	rec  store.Rollout
+	spec RolloutSpec
+	def  rollout.Rollout
+	doc  statusDoc
+}
+
+func parseRollout(rec store.Rollout) (*rolloutRec, error) {
+	ro := &rolloutRec{rec: rec}
+	if err := json.Unmarshal(rec.Definition, &ro.spec); err != nil {
+		return nil, fmt.Errorf("server: rollout %s: definition: %w", rec.ID, err)
+	}
+	if len(rec.Status) > 0 {
+		if err := json.Unmarshal(rec.Status, &ro.doc); err != nil {
+			return nil, fmt.Errorf("server: rollout %s: status: %w", rec.ID, err)
+		}
+	}
+	def, err := ro.spec.rollout()
+	if err != nil {
+		return nil, fmt.Errorf("server: rollout %s: %w", rec.ID, err)
+	}
+	ro.def = def
+	return ro, nil
+}
+
+// final reports whether the rollout is over: aborted or completed.
+func (ro *rolloutRec) final() bool {
+	return ro.doc.State == rollout.StateAborted || ro.doc.State == rollout.StateCompleted
+}
+
+func (s *Server) loadRollout(ctx context.Context, id string) (*rolloutRec, error) {
+	rec, err := s.store.Rollout(ctx, id)
+	if err != nil {
+		return nil, fromStore(err, "no rollout %q", id)
+	}
+	return parseRollout(rec)
+}
+
+func (s *Server) listRollouts(ctx context.Context) ([]*rolloutRec, error) {
+	recs, err := s.store.ListRollouts(ctx)
+	if err != nil {
+		return nil, fromStore(err, "list rollouts")
+	}
+	out := make([]*rolloutRec, 0, len(recs))
+	for _, rec := range recs {
+		ro, err := parseRollout(rec)
+		if err != nil {
+			// A rollout that cannot be read might govern any release:
+			// offering around it could skip its stages.
+			return nil, err
+		}
+		out = append(out, ro)
+	}
+	return out, nil
+}
+
+// rolloutsByRelease returns every rollout by the release it rolls out, in
+// ID order. A release with rollouts is offered only through them.
+func (s *Server) rolloutsByRelease(ctx context.Context) (map[string][]*rolloutRec, error) {
+	rs, err := s.listRollouts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]*rolloutRec{}
+	for _, ro := range rs {
+		out[ro.def.Release] = append(out[ro.def.Release], ro)
+	}
+	return out, nil
+}
+
+// updateRollout changes a rollout by compare and swap: it reads it,
+// passes it to change, and writes what change leaves when change reports
+// a change, reading again and retrying when another writer came first.
+// change may run several times and must start afresh each time.
+func (s *Server) updateRollout(ctx context.Context, id string, change func(ro *rolloutRec) (bool, error)) (*rolloutRec, error) {
+	for range casRetries {
+		ro, err := s.loadRollout(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := change(ro)
+		if err != nil || !changed {
+			return ro, err
+		}
+		ro.rec.Status, err = json.Marshal(ro.doc)
+		if err != nil {
+			return nil, err
+		}
+		ro.rec.UpdatedAt = s.cfg.Now()
+		rec, err := s.store.UpdateRollout(ctx, ro.rec)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fromStore(err, "rollout %s", id)
+		}
+		ro.rec = rec
+		return ro, nil
+	}
+	return nil, transport.Errorf(transport.CodeConflict, "rollout %s keeps changing; try again", id)
+}
+
+// Device states in the store. The store keeps a phase and a reason per
+// device and counts devices by the two, so the server folds into them
+// what rollout.Decide needs counted per stage: the reason is the device's
+// stage ("2"), followed, for a failed device, by its reason code
+// ("2:boot_failed"). An unfinished device that has gone silent is in phase
+// "offline" with the phase it had kept in the reason ("2:downloading"),
+// so it takes it up again when it comes back. One CountRolloutDevices
+// then gives rollout.Counts for every stage.
+
+func encodeDevice(rolloutID string, d rollout.DeviceState) store.RolloutDevice {
+	phase := d.Phase
+	if phase == "" {
+		phase = rollout.PhasePending
+	}
+	out := store.RolloutDevice{RolloutID: rolloutID, DeviceID: d.DeviceID, Phase: store.Phase(phase),
+		Reason: fmt.Sprint(d.Stage), UpdatedAt: d.UpdatedAt}
+	switch {
+	case phase == rollout.PhaseFailed:
+		out.Reason += ":" + string(d.Reason)
+	case d.Offline && !phase.Finished():
+		out.Phase = store.PhaseOffline
+		out.Reason += ":" + string(phase)
+	}
+	return out
+}
+
+func decodeDevice(rec store.RolloutDevice) rollout.DeviceState {
+	stage, detail := splitReason(rec.Reason)
+	d := rollout.DeviceState{DeviceID: rec.DeviceID, Stage: stage, Phase: rollout.Phase(rec.Phase), UpdatedAt: rec.UpdatedAt}
+	switch d.Phase {
+	case rollout.PhaseFailed:
+		d.Reason = transport.Reason(detail)
+	case rollout.Phase(store.PhaseOffline):
+		d.Offline, d.Phase = true, rollout.Phase(cmp.Or(detail, string(rollout.PhasePending)))
+	}
+	return d
+}
+
+// splitReason parses a stored reason: the stage, and what follows it.
+func splitReason(reason string) (stage int, detail string) {
+	num, detail, _ := strings.Cut(reason, ":")
+	if _, err := fmt.Sscan(num, &stage); err != nil {
+		return rollout.NoBatch, detail
+	}
+	return stage, detail
+}
+
+func sameDevice(a, b store.RolloutDevice) bool { return a.Phase == b.Phase && a.Reason == b.Reason }
+
+// counts returns the rollout's devices counted per stage, from the store's
+// counters.
+func (s *Server) counts(ctx context.Context, ro *rolloutRec) ([]rollout.Counts, error) {
+	pcs, err := s.store.CountRolloutDevices(ctx, ro.rec.ID)
+	if err != nil {
+		return nil, fromStore(err, "count rollout %s", ro.rec.ID)
+	}
+	counts := make([]rollout.Counts, ro.def.Stages())
+	for _, pc := range pcs {
+		stage, detail := splitReason(pc.Reason)
+		if stage < 0 || stage >= len(counts) {
+			continue
+		}
+		c, n := &counts[stage], int(pc.Count)
+		switch rollout.Phase(pc.Phase) {
+		case rollout.PhasePending:
+			c.Pending += n
+		case rollout.PhaseOffered:
+			c.Offered += n
+		case rollout.PhaseDownloading:
+			c.Downloading += n
+		case rollout.PhaseInstalling:
+			c.Installing += n
+		case rollout.PhaseSucceeded:
+			c.Succeeded += n
+		case rollout.PhaseFailed:
+			c.Failed.Total += n
+			if c.Failed.ByReason == nil {
+				c.Failed.ByReason = map[transport.Reason]int{}
+			}
+			c.Failed.ByReason[transport.Reason(detail)] += n
+		case rollout.PhaseExpired:
+			c.Expired += n
+		case rollout.Phase(store.PhaseOffline):
+			c.Offline += n
+		}
+	}
+	return counts, nil
+}
+
+// rolloutActor is who the audit log says moved a rollout by itself.
+var rolloutActor = Operator{Name: "rollout", Role: roleSystem}
+
+// decide runs rollout.Decide on a rollout and writes what it gives, by
+// compare and swap so that a change is made, and audited, by one replica
+// only. It writes when the status changes, or to mark the rollout decided
+// when it was not for Config.RolloutEvery.
+func (s *Server) decide(ctx context.Context, id string) (*rolloutRec, error) {
+	now := s.cfg.Now()
+	var events []rollout.Event
+	ro, err := s.updateRollout(ctx, id, func(ro *rolloutRec) (bool, error) {
+		events = nil
+		if !ro.doc.Ready || ro.final() {
+			return false, nil
+		}
+		counts, err := s.counts(ctx, ro)
+		if err != nil {
+			return false, err
+		}
+		st, evs := rollout.Decide(ro.def, ro.doc.status(), counts, now)
+		events = evs
+		if len(evs) == 0 && now.Sub(ro.doc.DecidedAt) < s.cfg.RolloutEvery {
+			return false, nil
+		}
+		ro.doc.setStatus(st)
+		ro.doc.DecidedAt = now
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range events {
+		s.log.Info("server: rollout "+string(e.Kind), "rollout", id, "stage", e.Stage, "detail", e.Detail)
+		s.audit(ctx, rolloutActor, "rollout."+string(e.Kind), id, nil, e.Detail)
+		if e.Kind == rollout.EventExpired {
+			if err := s.expireDevices(ctx, ro, now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ro, nil
+}
+
+// fresh returns the rollout decided again if no replica decided it for
+// Config.RolloutEvery: what moves a rollout on time alone (its start, a
+// stage's soak, its expiry) needs no background loop.
+func (s *Server) fresh(ctx context.Context, ro *rolloutRec, now time.Time) (*rolloutRec, error) {
+	if !ro.doc.Ready || ro.final() || now.Sub(ro.doc.DecidedAt) < s.cfg.RolloutEvery {
+		return ro, nil
+	}
+	return s.decide(ctx, ro.rec.ID)
+}
+
+// eachDevice calls fn with each page of a rollout's devices, by device
+// ID, and writes the states fn returns.
+func (s *Server) eachDevice(ctx context.Context, id string, fn func([]store.RolloutDevice) ([]store.RolloutDevice, error)) error {
+	after := ""
+	for {
+		page, err := s.store.ListRolloutDevices(ctx, id, "", after, pageSize)
+		if err != nil {
+			return fromStore(err, "rollout %s devices", id)
+		}
+		changes, err := fn(page)
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 {
+			if err := s.store.PutRolloutDevices(ctx, changes); err != nil {
+				return fromStore(err, "rollout %s devices", id)
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1].DeviceID
+	}
+}
+
+// expireDevices expires every unfinished device of an expired rollout.
+func (s *Server) expireDevices(ctx context.Context, ro *rolloutRec, now time.Time) error {
+	return s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.RolloutDevice, error) {
+		var out []store.RolloutDevice
+		for _, rec := range page {
+			if next := encodeDevice(ro.rec.ID, decodeDevice(rec).Expire(now)); !sameDevice(next, rec) {
+				out = append(out, next)
+			}
+		}
+		return out, nil
+	})
+}
+
+// Reconcile does one round of [Server.Run]'s rollout work: for every
+// rollout under way it sweeps the devices that have not finished (offline
+// when their terminal has gone silent, back when it beats again, progress
+// from what their heartbeats say, a result the terminal holds that the
+// rollout missed) and decides the rollout again. Tests and simulators
+// call it to step a server without Run's timer.
+func (s *Server) Reconcile(ctx context.Context) error {
+	rs, err := s.listRollouts(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ro := range rs {
+		if !ro.doc.Ready || ro.final() {
+			continue
+		}
+		if err := s.sweep(ctx, ro); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := s.decide(ctx, ro.rec.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweep brings a rollout's unfinished devices up to date with what their
+// terminals' records say.
+func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
+	now := s.cfg.Now()
+	cur := &terminalCursor{fleet: s.store}
+	prev := ""
+	return s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.RolloutDevice, error) {
+		var out []store.RolloutDevice
+		for _, rec := range page {
+			d := decodeDevice(rec)
+			if d.Phase.Finished() {
+				prev = rec.DeviceID
+				continue
+			}
+			t, ok, err := cur.get(ctx, rec.DeviceID, prev)
+			prev = rec.DeviceID
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			if t.Status.Release == ro.def.Release {
+				if p, ok := rollout.PhaseOfState(t.Status.State); ok {
+					d = d.Observe(p, "", now)
+				}
+			}
+			if r := t.LastResult; r != nil && r.Release == ro.def.Release && !r.At.Before(ro.rec.CreatedAt) {
+				// A report recorded with the terminal whose rollout write
+				// was lost (its replica failed between the two).
+				reason := transport.Reason(r.Reason)
+				d = d.Observe(rollout.PhaseOf(transport.Outcome(r.Outcome), reason), reason, now)
+			}
+			d.Offline = !s.online(t, now)
+			if next := encodeDevice(ro.rec.ID, d); !sameDevice(next, rec) {
+				out = append(out, next)
+			}
+		}
+		return out, nil
+	})
+}
+
+// online reports whether a terminal is alive by the heartbeat registry's
+// rule, from what the store holds: a terminal that has never beat is
+// judged from when it registered.
+func (s *Server) online(t store.Terminal, now time.Time) bool {
+	seen := t.LastSeen
+	if seen.IsZero() {
+		seen = t.RegisteredAt
+	}
+	return s.live.Judge(t.ID, seen, t.Interval, now).Online
+}
+
+// terminalCursor reads terminals in device ID order, a page at a time,
+// for a caller that asks for rising IDs: one scan instead of a read per
+// device.
+type terminalCursor struct {
+	fleet store.Fleet
+	page  []store.Terminal
+	i     int
+	last  string // the last ID read
+	end   bool   // no terminals after last
+}
+
+// get returns the terminal with ID id; prev is an ID below id known to
+// need no terminal, where reading may resume.
+func (c *terminalCursor) get(ctx context.Context, id, prev string) (store.Terminal, bool, error) {
+	for {
+		for c.i < len(c.page) && c.page[c.i].ID < id {
+			c.i++
+		}
+		if c.i < len(c.page) {
+			return c.page[c.i], c.page[c.i].ID == id, nil
+		}
+		if c.end {
+			return store.Terminal{}, false, nil
+		}
+		after := max(prev, c.last)
+		page, err := c.fleet.ListTerminals(ctx, after, pageSize)
+		if err != nil {
+			return store.Terminal{}, false, fromStore(err, "list terminals")
+		}
+		c.page, c.i, c.end = page, 0, len(page) < pageSize
+		c.last = after
+		if len(page) > 0 {
+			c.last = page[len(page)-1].ID
+		}
+		if len(page) == 0 {
+			return store.Terminal{}, false, nil
+		}
+	}
+}
+
+// grant is a rollout's leave to offer its release to a device.
+type grant struct {
+	ro     *rolloutRec
+	state  rollout.DeviceState
+	stored store.RolloutDevice // as the store had it; zero if untracked
+	policy transport.Policy
+	// untracked: a completed rollout that reached the whole targeted
+	// fleet offers to a terminal that came later without counting it.
+	untracked bool
+}
+
+// admit asks the rollouts of release p whether to offer it to terminal t
+// now. It returns the first rollout's grant, or nil and how long the
+// terminal should wait before asking again (zero when waiting will not
+// help). A terminal a rollout targets is tracked in it on its first check.
+func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, dev release.Device, p *published, now time.Time) (*grant, time.Duration, error) {
+	if p.rel.Channel != cmp.Or(dev.Channel, release.DefaultChannel) {
+		return nil, 0, nil // this publication is not for the terminal: negotiation skips it
+	}
+	rd := rollout.Device{ID: t.ID, Model: t.Model, Channel: t.Channel, Groups: groupsOf(t), Tags: t.Tags}
+	var wait time.Duration
+	later := func(d time.Duration) {
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+	}
+	for _, ro := range rs {
+		if !rollout.Eligible(ro.def, rd) {
+			continue
+		}
+		if !ro.doc.Ready {
+			later(time.Minute) // being created: its devices are being tracked
+			continue
+		}
+		ro, err := s.fresh(ctx, ro, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		g := &grant{ro: ro}
+		g.stored, err = s.store.RolloutDevice(ctx, ro.rec.ID, t.ID)
+		switch {
+		case err == nil:
+			g.state = decodeDevice(g.stored)
+		case errors.Is(err, store.ErrNotFound):
+			var ok bool
+			if g.state, ok = track(ro.def, t.ID, dev, p.rel, now); !ok {
+				continue // the release does not fit the terminal
+			}
+			if ro.doc.State == rollout.StateCompleted && reachesAll(ro.def, now) {
+				g.untracked = true
+				g.policy = deadlinePolicy(ro.def, now)
+				return g, 0, nil
+			}
+			if g.state.Stage != rollout.NoBatch && !ro.final() {
+				g.stored = encodeDevice(ro.rec.ID, g.state)
+				if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{g.stored}); err != nil {
+					return nil, 0, fromStore(err, "track %s in rollout %s", t.ID, ro.rec.ID)
+				}
+			}
+		default:
+			return nil, 0, fromStore(err, "rollout %s device %s", ro.rec.ID, t.ID)
+		}
+		g.state.Offline = false // it is checking
+		load := rollout.Load{}
+		if ro.def.MaxStartsPerMinute > 0 && ro.doc.Minute.Equal(now.Truncate(time.Minute)) {
+			load.StartedThisMinute = ro.doc.Starts
+		}
+		if ro.def.MaxConcurrent > 0 && !inFlight(g.state.Phase) {
+			counts, err := s.counts(ctx, ro)
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, c := range counts {
+				load.InFlight += c.InFlight()
+			}
+		}
+		dec := rollout.Offer(ro.def, ro.doc.status(), g.state, now, load)
+		if dec.Offer {
+			g.policy = dec.Policy
+			return g, 0, nil
+		}
+		later(dec.RetryAfter)
+	}
+	return nil, wait, nil
+}
+
+// track returns the state of terminal id entering rollout r of release
+// rel, and false if rel does not fit it. A terminal that already runs rel
+// has succeeded.
+func track(r rollout.Rollout, id string, dev release.Device, rel release.Release, now time.Time) (rollout.DeviceState, bool) {
+	d := rollout.Track(r, id)
+	switch err := release.Compatible(dev, rel); {
+	case err == nil:
+		return d, true
+	case errors.Is(err, release.ErrUpToDate):
+		return d.Observe(rollout.PhaseSucceeded, "", now), true
+	}
+	return d, false
+}
+
+// reachesAll reports whether a completed rollout covered its whole target
+// and has not expired: its release is then out, and a terminal targeted
+// later is offered it like any other.
+func reachesAll(r rollout.Rollout, now time.Time) bool {
+	b := r.Batches
+	full := len(b) == 0 || b[len(b)-1] >= 100
+	return full && (r.Expires.IsZero() || now.Before(r.Expires))
+}
+
+func deadlinePolicy(r rollout.Rollout, now time.Time) transport.Policy {
+	if r.Deadline.IsZero() {
+		return transport.Policy{}
+	}
+	return transport.Policy{Deadline: r.Deadline, Blocking: !now.Before(r.Deadline)}
+}
+
+func inFlight(p rollout.Phase) bool {
+	return p == rollout.PhaseOffered || p == rollout.PhaseDownloading || p == rollout.PhaseInstalling
+}
+
+func groupsOf(t store.Terminal) []string {
+	if t.Group == "" {
+		return nil
+	}
+	return []string{t.Group}
+}
+
+// commitOffer records an offer a rollout granted: a first offer takes a
+// start from the rollout's per-minute cap, shared by the replicas, and
+// the device becomes offered. It reports false, and when to ask again, if
+// the cap was taken meanwhile or the rollout stopped.
+func (s *Server) commitOffer(ctx context.Context, g *grant, now time.Time) (bool, time.Duration, error) {
+	if g.untracked {
+		return true, 0, nil
+	}
+	if !inFlight(g.state.Phase) && g.ro.def.MaxStartsPerMinute > 0 {
+		minute := now.Truncate(time.Minute)
+		taken := false
+		_, err := s.updateRollout(ctx, g.ro.rec.ID, func(ro *rolloutRec) (bool, error) {
+			taken = false
+			if ro.doc.State != rollout.StateRunning {
+				return false, nil
+			}
+			if !ro.doc.Minute.Equal(minute) {
+				ro.doc.Minute, ro.doc.Starts = minute, 0
+			}
+			if ro.doc.Starts >= ro.def.MaxStartsPerMinute {
+				return false, nil
+			}
+			ro.doc.Starts++
+			taken = true
+			return true, nil
+		})
+		if err != nil {
+			return false, 0, err
+		}
+		if !taken {
+			return false, minute.Add(time.Minute).Sub(now), nil
+		}
+	}
+	next := encodeDevice(g.ro.rec.ID, g.state.MarkOffered(now))
+	if !sameDevice(next, g.stored) {
+		if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
+			return false, 0, fromStore(err, "rollout %s device %s", g.ro.rec.ID, g.state.DeviceID)
+		}
+	}
+	return true, 0, nil
+}
+
+// observeReport moves a device on in the rollouts of the release it
+// reports on, and decides a rollout again when the device finished.
+func (s *Server) observeReport(ctx context.Context, deviceID string, req *transport.ReportRequest, now time.Time) error {
+	governed, err := s.rolloutsByRelease(ctx)
+	if err != nil {
+		return err
+	}
+	phase := rollout.PhaseOf(req.Outcome, req.Reason)
+	for _, ro := range governed[req.Release] {
+		rec, err := s.store.RolloutDevice(ctx, ro.rec.ID, deviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fromStore(err, "rollout %s device %s", ro.rec.ID, deviceID)
+		}
+		d := decodeDevice(rec).Observe(phase, req.Reason, now)
+		d.Offline = false
+		next := encodeDevice(ro.rec.ID, d)
+		if sameDevice(next, rec) {
+			continue
+		}
+		if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
+			return fromStore(err, "rollout %s device %s", ro.rec.ID, deviceID)
+		}
+		if d.Phase.Finished() && ro.doc.Ready && !ro.final() {
+			if _, err := s.decide(ctx, ro.rec.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CreateRollout starts a staged rollout of a published release: from now
+// on the release is offered only as its rollouts allow. Every terminal the
+// spec targets and the release fits is tracked in it at once (terminals
+// that come later, on their first check); then the rollout is decided,
+// which starts it if its start time has come. by must be an admin; the
+// creation, or its refusal, lands in the audit log.
+func (s *Server) CreateRollout(ctx context.Context, by Operator, spec RolloutSpec) (RolloutStatus, error) {
+	by = by.orSystem()
+	if err := s.require(ctx, by, RoleAdmin, "rollout.create", spec.ID); err != nil {
+		return RolloutStatus{}, err
+	}
+	st, detail, err := s.createRollout(ctx, spec)
+	s.audit(ctx, by, "rollout.create", spec.ID, err, joinDetail(spec.Release, detail))
+	return st, err
+}
+
+func (s *Server) createRollout(ctx context.Context, spec RolloutSpec) (RolloutStatus, string, error) {
+	now := s.cfg.Now()
+	def, err := spec.rollout()
+	if err != nil {
+		return RolloutStatus{}, "", err
+	}
+	if err := def.Validate(); err != nil {
+		return RolloutStatus{}, "", fromRollout(err)
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return RolloutStatus{}, "", err
+	}
+	if !slices.ContainsFunc(cat, func(p *published) bool { return p.rel.ID() == def.Release }) {
+		return RolloutStatus{}, "", transport.Errorf(transport.CodeNotFound, "release %s is not published", def.Release)
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return RolloutStatus{}, "", err
+	}
+	docJSON, _ := json.Marshal(statusDoc{})
+	_, err = s.store.CreateRollout(ctx, store.Rollout{ID: spec.ID, Definition: specJSON, Status: docJSON,
+		CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrExists) {
+		return RolloutStatus{}, "", transport.Errorf(transport.CodeConflict, "rollout %s exists", spec.ID)
+	}
+	if err != nil {
+		return RolloutStatus{}, "", fromStore(err, "create rollout %s", spec.ID)
+	}
+	n, err := s.trackFleet(ctx, def, cat, now)
+	if err != nil {
+		return RolloutStatus{}, "", err
+	}
+	_, err = s.updateRollout(ctx, spec.ID, func(ro *rolloutRec) (bool, error) {
+		ro.doc.Ready, ro.doc.Tracked = true, n
+		return true, nil
+	})
+	if err != nil {
+		return RolloutStatus{}, "", err
+	}
+	if _, err := s.decide(ctx, spec.ID); err != nil {
+		return RolloutStatus{}, "", err
+	}
+	st, err := s.Rollout(ctx, spec.ID)
+	return st, fmt.Sprintf("%d terminals tracked", n), err
+}
+
+// trackFleet tracks, in a new rollout, every terminal it targets and its
+// release fits, and returns how many.
+func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*published, now time.Time) (int, error) {
+	n, after := 0, ""
+	for {
+		page, err := s.store.ListTerminals(ctx, after, pageSize)
+		if err != nil {
+			return n, fromStore(err, "list terminals")
+		}
+		var states []store.RolloutDevice
+		for _, t := range page {
+			rd := rollout.Device{ID: t.ID, Model: t.Model, Channel: t.Channel, Groups: groupsOf(t), Tags: t.Tags}
+			if !rollout.Eligible(def, rd) {
+				continue
+			}
+			dev := deviceOf(t)
+			i := slices.IndexFunc(cat, func(p *published) bool {
+				return p.rel.ID() == def.Release && p.rel.Channel == cmp.Or(t.Channel, release.DefaultChannel)
+			})
+			if i < 0 {
+				continue
+			}
+			d, ok := track(def, t.ID, dev, cat[i].rel, now)
+			if !ok || d.Stage == rollout.NoBatch {
+				continue
+			}
+			states = append(states, encodeDevice(def.ID, d))
+		}
+		if len(states) > 0 {
+			if err := s.store.PutRolloutDevices(ctx, states); err != nil {
+				return n, fromStore(err, "track rollout %s", def.ID)
+			}
+			n += len(states)
+		}
+		if len(page) < pageSize {
+			return n, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// deviceOf is a stored terminal as negotiation sees it.
+func deviceOf(t store.Terminal) release.Device {
+	d := release.Device{Model: t.Model, HardwareRevision: t.HardwareRevision, Channel: t.Channel,
+		Components: make(map[string]release.Installed, len(t.Components))}
+	for _, c := range t.Components {
+		d.Components[c.Name] = release.Installed{Version: c.Version, Floor: c.Floor}
+	}
+	return d
+}
+
+// PauseRollout stops a rollout offering its release; devices already
+// working on it carry on. note says why, for the audit log. by must be an
+// admin.
+func (s *Server) PauseRollout(ctx context.Context, by Operator, id, note string) (RolloutStatus, error) {
+	return s.transition(ctx, by, id, rollout.ActionPause, note)
+}
+
+// ResumeRollout restarts a paused or halted rollout. Resuming a halted
+// rollout accepts the failures so far: its limits count only new ones.
+// by must be an admin.
+func (s *Server) ResumeRollout(ctx context.Context, by Operator, id, note string) (RolloutStatus, error) {
+	return s.transition(ctx, by, id, rollout.ActionResume, note)
+}
+
+// AbortRollout stops a rollout for good: nothing more is offered through
+// it (its release is then offered to no one, unless another rollout of it
+// runs). by must be an admin.
+func (s *Server) AbortRollout(ctx context.Context, by Operator, id, note string) (RolloutStatus, error) {
+	return s.transition(ctx, by, id, rollout.ActionAbort, note)
+}
+
+func (s *Server) transition(ctx context.Context, by Operator, id string, action rollout.Action, note string) (RolloutStatus, error) {
+	by = by.orSystem()
+	name := "rollout." + string(action)
+	if err := s.require(ctx, by, RoleAdmin, name, id); err != nil {
+		return RolloutStatus{}, err
+	}
+	now := s.cfg.Now()
+	_, err := s.updateRollout(ctx, id, func(ro *rolloutRec) (bool, error) {
+		st := ro.doc.status()
+		var err error
+		switch action {
+		case rollout.ActionPause:
+			st, _, err = rollout.Pause(st, now, note)
+		case rollout.ActionAbort:
+			st, _, err = rollout.Abort(st, now, note)
+		case rollout.ActionResume:
+			var counts []rollout.Counts
+			if counts, err = s.counts(ctx, ro); err == nil {
+				st, _, err = rollout.Resume(st, counts, now, note)
+			}
+		}
+		if err != nil {
+			return false, fromRollout(err)
+		}
+		ro.doc.setStatus(st)
+		return true, nil
+	})
+	s.audit(ctx, by, name, id, err, note)
+	if err != nil {
+		return RolloutStatus{}, err
+	}
+	if action == rollout.ActionResume {
+		if _, err := s.decide(ctx, id); err != nil {
+			return RolloutStatus{}, err
+		}
+	}
+	return s.Rollout(ctx, id)
+}
+
+// RolloutStatus is a rollout as operators see it: its definition, where
+// it stands, and its devices counted per stage.
+type RolloutStatus struct {
+	Spec RolloutSpec `json:"spec"`
+	// State is scheduled, running, paused, halted, aborted or completed.
+	State rollout.State `json:"state"`
+	// Stage is the newest open stage.
+	Stage       int       `json:"stage"`
+	Since       time.Time `json:"since,omitzero"`
+	Started     time.Time `json:"started,omitzero"`
+	StageOpened time.Time `json:"stage_opened,omitzero"`
+	// Detail says why it is in its state.
+	Detail string `json:"detail,omitempty"`
+	// Breach is the limit a halted rollout passed (kept after a resume).
+	Breach *Breach `json:"breach,omitempty"`
+	// Preparing is true while the rollout's devices are being tracked.
+	Preparing bool `json:"preparing,omitempty"`
+	// Stages counts the devices of each stage, stage 0 (the pilot) first;
+	// Total adds them up.
+	Stages    []StageCounts `json:"stages"`
+	Total     StageCounts   `json:"total"`
+	Version   int64         `json:"version"`
+	CreatedAt time.Time     `json:"created_at,omitzero"`
+	UpdatedAt time.Time     `json:"updated_at,omitzero"`
+}
+
+// StageCounts are a stage's devices by where they are. Every device is
+// counted once: an unfinished device whose terminal has gone silent is
+// Offline (waiting, never failed), not in the phase it was in.
+type StageCounts struct {
+	Stage       int `json:"stage"`
+	Pending     int `json:"pending"`
+	Offered     int `json:"offered"`
+	Downloading int `json:"downloading"`
+	Installing  int `json:"installing"`
+	// Installed devices run the release (succeeded).
+	Installed int `json:"installed"`
+	Failed    int `json:"failed"`
+	Offline   int `json:"offline"`
+	Expired   int `json:"expired"`
+	// FailedByReason splits Failed by reason code.
+	FailedByReason map[transport.Reason]int `json:"failed_by_reason,omitempty"`
+	// Accepted failures were accepted by an operator resuming a halt.
+	Accepted int `json:"accepted,omitempty"`
+}
+
+func (c *StageCounts) add(o StageCounts) {
+	c.Pending += o.Pending
+	c.Offered += o.Offered
+	c.Downloading += o.Downloading
+	c.Installing += o.Installing
+	c.Installed += o.Installed
+	c.Failed += o.Failed
+	c.Offline += o.Offline
+	c.Expired += o.Expired
+	c.Accepted += o.Accepted
+	for r, n := range o.FailedByReason {
+		if c.FailedByReason == nil {
+			c.FailedByReason = map[transport.Reason]int{}
+		}
+		c.FailedByReason[r] += n
+	}
+}
+
+// Rollout returns a rollout's status and counts.
+func (s *Server) Rollout(ctx context.Context, id string) (RolloutStatus, error) {
+	ro, err := s.loadRollout(ctx, id)
+	if err != nil {
+		return RolloutStatus{}, err
+	}
+	return s.view(ctx, ro)
+}
+
+// Rollouts lists every rollout, by ID, with its counts.
+func (s *Server) Rollouts(ctx context.Context) ([]RolloutStatus, error) {
+	rs, err := s.listRollouts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RolloutStatus, 0, len(rs))
+	for _, ro := range rs {
+		v, err := s.view(ctx, ro)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) view(ctx context.Context, ro *rolloutRec) (RolloutStatus, error) {
+	counts, err := s.counts(ctx, ro)
+	if err != nil {
+		return RolloutStatus{}, err
+	}
+	d := ro.doc
+	v := RolloutStatus{Spec: ro.spec, State: cmp.Or(d.State, rollout.StateScheduled), Stage: d.Stage, Since: d.Since,
+		Started: d.Started, StageOpened: d.StageOpened, Detail: d.Detail, Breach: d.Breach, Preparing: !d.Ready,
+		Version: ro.rec.Version, CreatedAt: ro.rec.CreatedAt, UpdatedAt: ro.rec.UpdatedAt}
+	v.Total.Stage = -1
+	for i, c := range counts {
+		sc := StageCounts{Stage: i, Pending: c.Pending, Offered: c.Offered, Downloading: c.Downloading,
+			Installing: c.Installing, Installed: c.Succeeded, Failed: c.Failed.Total, Offline: c.Offline,
+			Expired: c.Expired, FailedByReason: c.Failed.ByReason}
+		if i < len(d.Accepted) {
+			sc.Accepted = d.Accepted[i].Total
+		}
+		v.Stages = append(v.Stages, sc)
+		v.Total.add(sc)
+	}
+	return v, nil
+}
