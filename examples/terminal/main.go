@@ -14,6 +14,11 @@
 // network, lease TTL, a merchant prompt on stdin: see config.go); -sale
 // simulates a sale in progress, during which no install starts.
 //
+// Manual update, by a technician with the maintenance password, from a
+// release directory on local storage (see install.go):
+//
+//	go run ./examples/terminal install -package DIR -keys KEYS -state DIR -password PW
+//
 // Fetch-only mode downloads and verifies a release without installing it,
 // from any HTTP server with Range support that serves the release
 // directory (the engine timed like any other download tool):
@@ -42,9 +47,12 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "fetch" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "fetch":
 		err = fetch(os.Args[2:], os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "install":
+		err = install(os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(os.Args[1:])
 	}
 	var exit exitError
@@ -90,25 +98,13 @@ func run(args []string) error {
 		return err
 	}
 	if *serial == "" {
-		abs, _ := filepath.Abs(*state)
-		*serial = "SN-" + strings.Trim(strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-				return r
-			}
-			return '-'
-		}, filepath.Base(abs)), "-")
+		*serial = serialOf(*state)
 	}
 	if *install == "" {
 		*install = filepath.Join(*state, "firmware.bin")
 	}
-	if err := os.MkdirAll(filepath.Dir(*install), 0o755); err != nil {
+	if err := factoryImage(*install, *component, *version); err != nil {
 		return err
-	}
-	if _, err := os.Stat(*install); errors.Is(err, os.ErrNotExist) {
-		// A fresh terminal ships with its factory version.
-		if err := os.WriteFile(*install, []byte("factory "+*component+" "+*version+"\n"), 0o755); err != nil {
-			return err
-		}
 	}
 	policy := terminal.Policy{MinBeats: *beats}
 	leaseTTL := time.Duration(0)
@@ -194,6 +190,28 @@ func run(args []string) error {
 			return exitError(1)
 		}
 		say("now on %s", versions(t.Agent.Status().Components))
+	}
+	return nil
+}
+
+// serialOf derives a serial number from the state directory's name.
+func serialOf(state string) string {
+	abs, _ := filepath.Abs(state)
+	return "SN-" + strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, filepath.Base(abs)), "-")
+}
+
+// factoryImage gives a fresh terminal its factory version at path.
+func factoryImage(path, component, version string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return os.WriteFile(path, []byte("factory "+component+" "+version+"\n"), 0o755)
 	}
 	return nil
 }

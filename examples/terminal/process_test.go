@@ -106,6 +106,61 @@ func TestReadmeProcesses(t *testing.T) {
 		len(terms[0].Components) != 1 || terms[0].Components[0].Version != "1.1.0" {
 		t.Errorf("server lists %+v", terms)
 	}
+
+	// The manual update: a technician with the maintenance password
+	// installs 1.1.0 from the release directory on a second terminal.
+	fails := func(want string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, "terminal"), args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("terminal %s: %v, want a failure saying %q\n%s", strings.Join(args, " "), err, want, out)
+		}
+	}
+	manual := []string{"install", "-package", "rel-1.1.0", "-keys", "keys/root.pub", "-state", "t2", "-server", "http://" + addr,
+		"-enrollment", "s3cret", "-serial", "SN0002"}
+	fails("no maintenance password is set", append(manual, "-password", "anything")...)
+	fails("at least", "install", "-state", "t2", "-set-password", "short")
+	run("terminal", "install", "-state", "t2", "-set-password", "correct horse battery")
+	fails("wrong", append(manual, "-password", "tr0ub4dor")...)
+	out = []byte(run("terminal", append(manual, "-password", "correct horse battery")...))
+	if !strings.Contains(string(out), "firmware@1.1.0: committed (ok)") {
+		t.Errorf("terminal install output:\n%s", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "t2", "firmware.bin")); err != nil || !bytes.Equal(got, fw) {
+		t.Fatalf("manually installed file differs from the release (%v)", err)
+	}
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	var terms2 []struct {
+		Serial  string `json:"serial"`
+		Reports []struct {
+			Outcome string `json:"outcome"`
+			Manual  *struct {
+				Method     string `json:"method"`
+				Credential string `json:"credential"`
+			} `json:"manual"`
+		} `json:"reports"`
+	}
+	if err := json.NewDecoder(resp2.Body).Decode(&terms2); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tm := range terms2 {
+		for _, r := range tm.Reports {
+			if tm.Serial == "SN0002" && r.Outcome == "committed" && r.Manual != nil && r.Manual.Method == "password" &&
+				r.Manual.Credential == "maintenance-password" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the server has no committed report from SN0002 naming the maintenance password: %+v", terms2)
+	}
 }
 
 func freeAddr(t *testing.T) string {

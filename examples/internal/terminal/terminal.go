@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -159,6 +160,20 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// Beat sends one heartbeat now and counts it: the manual update's "heartbeat
+// upload" before installing, and its sign-in check after.
+func (t *Terminal) Beat(ctx context.Context) error {
+	st, err := t.Agent.Heartbeat(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := t.client.Heartbeat(ctx, st); err != nil {
+		return err
+	}
+	t.Beats.RecordSuccess(time.Now())
+	return nil
 }
 
 // Run beats and updates until ctx is done.
