@@ -23,6 +23,10 @@ var (
 	// holder must begin a new lease.
 	ErrLeaseEnded = errors.New("gate: lease ended or expired")
 
+	// ErrUpdating is returned by [Leases.Begin] while an install is under
+	// way (see [Leases.SetUpdating]): the sale must wait.
+	ErrUpdating = errors.New("gate: an update is installing")
+
 	// ErrNoManifest is returned by gates that need the release (its size,
 	// its ID) when a request carries no manifest.
 	ErrNoManifest = errors.New("gate: request carries no manifest")

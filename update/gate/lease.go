@@ -42,6 +42,8 @@ type Leases struct {
 	next  uint64
 	live  map[uint64]*lease
 	ended time.Time // when the last lease ended or expired
+	// updating is why new leases are refused: an install is under way.
+	updating string
 }
 
 type lease struct {
@@ -72,6 +74,9 @@ func (ls *Leases) Begin(holder string, ttl time.Duration) (*Lease, error) {
 	now := time.Now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	if ls.updating != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUpdating, ls.updating)
+	}
 	ls.sweep(now)
 	if ls.live == nil {
 		ls.live = map[uint64]*lease{}
@@ -122,6 +127,40 @@ func (l *Lease) End() {
 	if _, ok := l.ls.live[l.id]; ok {
 		delete(l.ls.live, l.id)
 		l.ls.ended = later(l.ls.ended, now)
+	}
+}
+
+// SetUpdating refuses new leases while an install is under way: Begin
+// returns [ErrUpdating] with reason, so the payment app can say "updating,
+// please wait" instead of starting a sale the install would cut short. ""
+// accepts leases again. [ObserveInstalls] sets it from the agent's status.
+func (ls *Leases) SetUpdating(reason string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.updating = reason
+}
+
+// ObserveInstalls returns an update.Config.Observe function that refuses
+// new leases from the moment an install begins (the backup before it)
+// until the update has committed or rolled back, then calls next (if not
+// nil) with the same status. The install gate ([NewSale]) and this close
+// the door from both sides: no install starts during a sale, and no sale
+// starts during an install. What remains is the instant between the
+// gate's go and the backup's start, in which a sale that begins is cut
+// short; payment apps that cannot accept even that should take their
+// lease before checking [Leases.Held].
+func (ls *Leases) ObserveInstalls(next func(update.Status)) func(update.Status) {
+	return func(st update.Status) {
+		switch st.State {
+		case update.StateBackingUp, update.StateInstalling, update.StateMigrating, update.StateVerifying,
+			update.StateCommitting, update.StateRollingBack:
+			ls.SetUpdating(fmt.Sprintf("%s is %s", st.Release, st.State))
+		default:
+			ls.SetUpdating("")
+		}
+		if next != nil {
+			next(st)
+		}
 	}
 }
 

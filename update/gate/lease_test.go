@@ -2,6 +2,7 @@ package gate
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -163,4 +164,43 @@ func TestSaleConfig(t *testing.T) {
 		ls.Begin("pos-app", 0)
 		wantWait(t, ask(t, g, download(nil)), time.Minute, "in a sale: lease held by pos-app for 2m more")
 	})
+}
+
+func TestObserveInstalls(t *testing.T) {
+	var ls Leases
+	var seen []update.State
+	observe := ls.ObserveInstalls(func(st update.Status) { seen = append(seen, st.State) })
+	tests := []struct {
+		state    update.State
+		refusing bool
+	}{
+		{update.StateDownloading, false},
+		{update.StateDownloaded, false},
+		{update.StateBackingUp, true},
+		{update.StateInstalling, true},
+		{update.StateMigrating, true},
+		{update.StateVerifying, true},
+		{update.StateProbation, false}, // the new version takes sales on probation
+		{update.StateCommitting, true},
+		{update.StateRollingBack, true},
+		{update.StateIdle, false},
+	}
+	for _, tt := range tests {
+		observe(update.Status{State: tt.state, Release: "firmware@1.1.0"})
+		l, err := ls.Begin("pos-app", 0)
+		if tt.refusing {
+			if !errors.Is(err, ErrUpdating) || !strings.Contains(err.Error(), string(tt.state)) {
+				t.Errorf("%s: Begin = %v, want ErrUpdating naming the state", tt.state, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: Begin = %v", tt.state, err)
+			continue
+		}
+		l.End()
+	}
+	if len(seen) != len(tests) {
+		t.Errorf("next saw %d statuses, want %d", len(seen), len(tests))
+	}
 }

@@ -152,7 +152,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		Checks:     o.Checks,
 		Gate:       auto,
 		ManualGate: manual,
-		Observe:    o.Observe,
+		Observe:    t.Leases.ObserveInstalls(o.Observe), // no sale starts during an install
 		Progress:   o.Progress,
 		Logger:     o.Logger,
 	})
