@@ -84,6 +84,7 @@ func (s *Server) OperatorHandler() http.Handler {
 					Note string `json:"note"`
 				}
 				if err := decodeBody(r, &body, true); err != nil {
+					s.audit(r.Context(), op, "rollout."+name, r.PathValue("id"), err, "")
 					return nil, err
 				}
 				return command(r.Context(), op, r.PathValue("id"), body.Note)
@@ -207,10 +208,11 @@ func (s *Server) opLabels(w http.ResponseWriter, r *http.Request, op Operator) (
 		Group string   `json:"group"`
 		Tags  []string `json:"tags"`
 	}
+	id := r.PathValue("id")
 	if err := decodeBody(r, &body, false); err != nil {
+		s.audit(r.Context(), op, "terminal.labels", id, err, "")
 		return nil, err
 	}
-	id := r.PathValue("id")
 	if err := s.SetLabels(r.Context(), op, id, body.Group, body.Tags); err != nil {
 		return nil, err
 	}
@@ -236,6 +238,7 @@ func (s *Server) opPublish(w http.ResponseWriter, r *http.Request, op Operator) 
 		Policy  transport.Policy `json:"policy"`
 	}
 	if err := decodeBody(r, &body, false); err != nil {
+		s.audit(r.Context(), op, "release.publish", "", err, "")
 		return nil, err
 	}
 	var err error
@@ -275,7 +278,7 @@ func (s *Server) opPublish(w http.ResponseWriter, r *http.Request, op Operator) 
 func (s *Server) opCreateRollout(w http.ResponseWriter, r *http.Request, op Operator) (any, error) {
 	var spec RolloutSpec
 	if err := decodeBody(r, &spec, false); err != nil {
-		s.audit(r.Context(), op, "rollout.create", "", err, "")
+		s.audit(r.Context(), op, "rollout.create", spec.ID, err, "")
 		return nil, err
 	}
 	return s.CreateRollout(r.Context(), op, spec)
