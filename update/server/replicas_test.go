@@ -2,30 +2,107 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/transport/httptransport"
 	"github.com/upkeephq/upkeep/update/rollout"
 	"github.com/upkeephq/upkeep/update/server"
 	"github.com/upkeephq/upkeep/update/server/store"
+	"github.com/upkeephq/upkeep/update/server/store/boltstore"
 	"github.com/upkeephq/upkeep/update/server/store/memstore"
+	"github.com/upkeephq/upkeep/update/server/store/pgstore"
 	"github.com/upkeephq/upkeep/verify"
 )
+
+// backend opens the store two replicas share: for an embedded store one
+// Store in one process; for PostgreSQL a connection pool each, to one
+// schema, as two processes would have.
+type backend struct {
+	name string
+	open func(t *testing.T) [2]store.Store
+}
+
+var backends = []backend{
+	{"memstore", func(t *testing.T) [2]store.Store {
+		s := memstore.New()
+		return [2]store.Store{s, s}
+	}},
+	{"boltstore", func(t *testing.T) [2]store.Store {
+		s, err := boltstore.Open(t.TempDir(), boltstore.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return [2]store.Store{s, s}
+	}},
+	{"pgstore", func(t *testing.T) [2]store.Store {
+		dsn := os.Getenv("UPKEEP_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("PostgreSQL replicas skipped: set UPKEEP_TEST_POSTGRES to a database URL, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+		}
+		schema := newSchema(t, dsn)
+		var out [2]store.Store
+		for i := range out {
+			s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema, MaxConns: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			out[i] = s
+		}
+		return out
+	}},
+}
+
+// newSchema names a fresh PostgreSQL schema, dropped when the test ends.
+func newSchema(t *testing.T, dsn string) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "upkeep_server_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// forEachBackend runs test with two replicas on each backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, a, b *env, clk *clock)) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			a, b, clk := replicas(t, be.open(t))
+			test(t, a, b, clk)
+		})
+	}
+}
 
 // replicas starts two servers, each behind its own loopback HTTP server,
 // on one store and one clock, trusting the same keys, with firmware 1.1.0
 // published through the first.
-func replicas(t *testing.T, st store.Store) (a, b *env, clk *clock) {
+func replicas(t *testing.T, st [2]store.Store) (a, b *env, clk *clock) {
 	t.Helper()
 	clk = newClock()
-	a = newEnv(t, withOperators, func(c *server.Config) { c.Store, c.Now = st, clk.Now })
-	b = newEnv(t, withOperators, func(c *server.Config) { c.Store, c.Now, c.Keys = st, clk.Now, a.ring })
+	a = newEnv(t, withOperators, func(c *server.Config) { c.Store, c.Now = st[0], clk.Now })
+	b = newEnv(t, withOperators, func(c *server.Config) { c.Store, c.Now, c.Keys = st[1], clk.Now, a.ring })
 	a.publish(a.pack(a.keys, "1.1.0", content(10_000, 11), func(m *verify.Manifest) { m.From = []string{"~1.0"} }))
 	return a, b, clk
 }
@@ -88,8 +165,9 @@ func rolloutVia(t *testing.T, e *env, id string) server.RolloutStatus {
 // terminal sees one consistent rollout through either, a report through
 // one moves the rollout the other serves, the halt is decided and audited
 // once, and a nudge given to one reaches a heartbeat served by the other.
-func TestReplicasShareOneRollout(t *testing.T) {
-	a, b, _ := replicas(t, memstore.New())
+func TestReplicasShareOneRollout(t *testing.T) { forEachBackend(t, testReplicasShareOneRollout) }
+
+func testReplicasShareOneRollout(t *testing.T, a, b *env, _ *clock) {
 	envs := [2]*env{a, b}
 	var fleet []*terminalOn
 	for i := range 12 {
@@ -160,8 +238,9 @@ func TestReplicasShareOneRollout(t *testing.T) {
 
 // TestReplicasShareTheStartCap: terminals checking at once through two
 // replicas start no more devices in a minute than the rollout allows.
-func TestReplicasShareTheStartCap(t *testing.T) {
-	a, b, clk := replicas(t, memstore.New())
+func TestReplicasShareTheStartCap(t *testing.T) { forEachBackend(t, testReplicasShareTheStartCap) }
+
+func testReplicasShareTheStartCap(t *testing.T, a, b *env, clk *clock) {
 	envs := [2]*env{a, b}
 	var fleet []*terminalOn
 	for i := range 10 {
