@@ -7,28 +7,49 @@
 // the server refuses to publish what terminals would refuse to install);
 // DIR is a release directory from `release pack` (repeat -publish for
 // more). Terminals register with SECRET. The secrets may come from the
-// environment instead ($UPKEEP_ENROLLMENT, $UPKEEP_OPERATOR_TOKEN), which
-// keeps them out of the process list. With -operator-token, operators can
-// list terminals:
+// environment instead ($UPKEEP_ENROLLMENT and the operator tokens below),
+// which keeps them out of the process list.
+//
+// The fleet's state (terminals, reports, releases, rollouts, the audit
+// log) is kept in an embedded store in the -data directory, so it
+// survives restarts; -postgres DSN keeps it in PostgreSQL instead, where
+// several servers share it behind a load balancer; -data "" keeps it in
+// memory.
+//
+// The operator API has admins, who publish, run rollouts and nudge, and
+// viewers, who read. $UPKEEP_OPERATOR_TOKEN (or -operator-token) is an
+// admin's token, $UPKEEP_VIEWER_TOKEN a viewer's, and -operators FILE
+// adds more, one "name role token" a line:
 //
 //	curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:8080/v1/operator/terminals
+//	curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:8080/v1/operator/inventory.csv
+//	curl -H "Authorization: Bearer TOKEN" -d '{"id":"fw-1.1","release":"firmware@1.1.0","batches":[10,100]}' \
+//		http://127.0.0.1:8080/v1/operator/rollouts
 //
-// This server keeps fleet state in memory.
+// With -release-root DIR, admins publish release directories under DIR
+// over the API: POST /v1/operator/releases {"dir": "rel-1.1.0"}.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/upkeephq/upkeep/examples/internal/cli"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update/server"
+	"github.com/upkeephq/upkeep/update/server/store"
+	"github.com/upkeephq/upkeep/update/server/store/boltstore"
+	"github.com/upkeephq/upkeep/update/server/store/pgstore"
 )
 
 func main() {
@@ -44,8 +65,15 @@ func run(args []string) error {
 	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub (required)")
 	enrollment := fs.String("enrollment", os.Getenv("UPKEEP_ENROLLMENT"),
 		"the enrollment credential terminals register with (required; default $UPKEEP_ENROLLMENT, which keeps it out of the process list)")
+	data := fs.String("data", "upkeep-data", `directory of the embedded fleet store; "" keeps the fleet in memory`)
+	postgres := fs.String("postgres", os.Getenv("UPKEEP_POSTGRES"),
+		"PostgreSQL DSN of the fleet store, shared by replicas; overrides -data (default $UPKEEP_POSTGRES)")
 	operator := fs.String("operator-token", os.Getenv("UPKEEP_OPERATOR_TOKEN"),
-		"bearer token for the operator API; empty disables it (default $UPKEEP_OPERATOR_TOKEN)")
+		"bearer token of an admin named \"operator\" (default $UPKEEP_OPERATOR_TOKEN)")
+	viewer := fs.String("viewer-token", os.Getenv("UPKEEP_VIEWER_TOKEN"),
+		"bearer token of a viewer named \"viewer\" (default $UPKEEP_VIEWER_TOKEN)")
+	operators := fs.String("operators", "", `file of operators, one "name role token" a line (role: admin or viewer)`)
+	releaseRoot := fs.String("release-root", "", "directory admins may publish release directories from over the operator API")
 	beat := fs.Duration("heartbeat", time.Minute, "heartbeat interval terminals are told to use")
 	channel := fs.String("channel", "", "channel to publish on (default stable)")
 	blocking := fs.Bool("blocking", false, "mark published releases blocking: gates must not let the merchant defer them")
@@ -62,14 +90,29 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	ops := map[string]server.Operator{}
+	if *operators != "" {
+		if ops, err = readOperators(*operators); err != nil {
+			return err
+		}
+	}
+	if *viewer != "" {
+		ops[*viewer] = server.Operator{Name: "viewer", Role: server.RoleViewer}
+	}
 	log := cli.Logger(*level)
-	srv, err := server.New(server.Config{Keys: ring, Enrollment: *enrollment, OperatorToken: *operator,
-		HeartbeatInterval: *beat, Logger: log})
+	ctx, stop := cli.Context()
+	defer stop()
+
+	fleet, closeFleet, err := openStore(ctx, *postgres, *data, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := cli.Context()
-	defer stop()
+	defer closeFleet()
+	srv, err := server.New(server.Config{Keys: ring, Enrollment: *enrollment, Store: fleet, Operators: ops,
+		OperatorToken: *operator, ReleaseRoot: *releaseRoot, HeartbeatInterval: *beat, Logger: log})
+	if err != nil {
+		return err
+	}
 	for _, dir := range publish {
 		opts := server.PublishOptions{Channel: *channel, Policy: transport.Policy{Blocking: *blocking}}
 		if _, err := srv.Publish(ctx, dir, opts); err != nil {
@@ -89,14 +132,81 @@ func run(args []string) error {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute}
 	log.Info("server: listening", "url", "http://"+ln.Addr().String(), "releases", len(publish))
+
+	// The background work (batched heartbeats, rollouts on a timer) stops
+	// after the HTTP server, so no request is left waiting on it.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(runCtx) }()
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		hs.Shutdown(shutdown)
 	}()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	err = hs.Serve(ln)
+	stopRun()
+	<-ran
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// openStore opens the fleet store the flags name and returns how to close
+// it.
+func openStore(ctx context.Context, dsn, dir string, log *slog.Logger) (store.Store, func(), error) {
+	switch {
+	case dsn != "":
+		s, err := pgstore.Open(ctx, dsn, pgstore.Options{Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("server: fleet store", "kind", "postgres")
+		return s, func() { s.Close() }, nil
+	case dir != "":
+		s, err := boltstore.Open(dir, boltstore.Options{Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("server: fleet store", "kind", "embedded", "dir", dir)
+		return s, func() { s.Close() }, nil
+	}
+	log.Warn("server: the fleet is kept in memory and forgotten when the server stops")
+	return nil, func() {}, nil
+}
+
+// readOperators reads a file of operators: "name role token" a line;
+// blank lines and lines starting with # are skipped.
+func readOperators(path string) (map[string]server.Operator, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseOperators(f, path)
+}
+
+func parseOperators(r io.Reader, name string) (map[string]server.Operator, error) {
+	ops := map[string]server.Operator{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s:%d: want \"name role token\"", name, n)
+		}
+		role := server.Role(f[1])
+		if role != server.RoleAdmin && role != server.RoleViewer {
+			return nil, fmt.Errorf("%s:%d: role %q: want admin or viewer", name, n, f[1])
+		}
+		if _, dup := ops[f[2]]; dup {
+			return nil, fmt.Errorf("%s:%d: a token is listed twice", name, n)
+		}
+		ops[f[2]] = server.Operator{Name: f[0], Role: role}
+	}
+	return ops, sc.Err()
 }
