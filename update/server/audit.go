@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/upkeephq/upkeep/transport"
@@ -87,11 +88,20 @@ func operatorTable(ops map[string]Operator, legacy string) (map[[sha256.Size]byt
 func (s *Server) audit(ctx context.Context, by Operator, action, target string, err error, detail string) {
 	result := "ok"
 	if err != nil {
+		// Viewers read the audit log: it says why an action failed as an
+		// operator would be told, and no more (the server's log has the
+		// rest).
+		e := transport.AsError(err)
+		var pe *PublishError
+		why := e.Message
 		result = "failed"
-		if e := transport.AsError(err); e.Code == transport.CodeForbidden {
+		switch {
+		case e.Code == transport.CodeForbidden:
 			result = "denied"
+		case errors.As(err, &pe):
+			why = pe.Error()
 		}
-		detail = joinDetail(detail, err.Error())
+		detail = joinDetail(detail, why)
 	}
 	e := store.AuditEvent{At: s.cfg.Now(), Actor: by.Name, Role: string(by.Role), Action: action, Target: target,
 		Result: result, Detail: detail}

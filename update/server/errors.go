@@ -15,6 +15,9 @@ import (
 // transport.ErrForbidden, transport.ErrConflict and so on. What a store
 // says beyond its condition (a query, a path) stays in the server's log.
 
+// ErrRunning is what [Server.Run] returns when it is running already.
+var ErrRunning = errors.New("server: Run is already running")
+
 // PublishError is a release directory that [Server.Publish] refused: it
 // does not verify against the root keys, or cannot be read. It matches
 // what Err matches (verify.ErrUnknownKey, verify.ErrDigestMismatch,

@@ -734,6 +734,13 @@ func (s *Server) commitOffer(ctx context.Context, g *grant, now time.Time) (bool
 
 // observeReport moves a device on in the rollouts of the release it
 // reports on, and decides a rollout again when the device finished.
+//
+// A device's state is read, moved and written without a compare and swap
+// (the store has none for device states), so a check that marks the
+// device offered on another replica at the same moment could overwrite
+// the report's phase. The report is not lost: the terminal's record holds
+// it as its last result, and the next sweep ([Server.Reconcile]) puts it
+// back.
 func (s *Server) observeReport(ctx context.Context, deviceID string, req *transport.ReportRequest, now time.Time) error {
 	governed, err := s.rolloutsByRelease(ctx)
 	if err != nil {

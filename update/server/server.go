@@ -157,10 +157,11 @@ func New(cfg Config) (*Server, error) {
 // rollouts move only on reports, checks and operator actions: their
 // offline devices are not counted as offline (they wait as pending, which
 // can hold a stage back) and progress reported by heartbeats alone is not
-// seen. Run may be called again after it returns, not twice at once.
+// seen. Run may be called again after it returns; called while it runs,
+// it returns ErrRunning.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("server: Run is already running")
+		return ErrRunning
 	}
 	defer s.running.Store(false)
 	b, err := store.NewBatcher(store.BatcherConfig{Writer: s.store, Logger: s.log})
