@@ -220,7 +220,7 @@ type Manual struct {
 	// technician token the server signed).
 	Method string `json:"method"`
 	// Credential names the credential used, such as
-	// "maintenance-password" or "token:tech-042@k1".
+	// "maintenance-password" or "token:tech-042/k1".
 	Credential string `json:"credential"`
 }
 

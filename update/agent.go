@@ -41,6 +41,10 @@ type Agent struct {
 
 	pass  sync.Mutex // held by the running Update pass
 	cause error      // why the update in this pass is ending; guarded by pass
+	// verified is the artifact this process has verified on disk, so a
+	// pass that waits for the install gate does not hash it every time;
+	// guarded by pass.
+	verified verify.Digest
 
 	jmu     sync.Mutex // held through each journal change: clone, save, swap
 	mu      sync.Mutex // guards j and waiting
@@ -261,7 +265,7 @@ func (a *Agent) Update(ctx context.Context) (Result, error) {
 		offers = offers[:maxOffers]
 	}
 	for _, offer := range offers {
-		accepted, r, err := a.accept(ctx, offer, nil)
+		accepted, r, err := a.accept(ctx, offer, "", nil)
 		if err != nil {
 			return r, err
 		}
@@ -317,7 +321,7 @@ func (a *Agent) device() release.Device {
 // bundle and journals it as offered. A refused offer is reported and
 // remembered, so that the same bundle is not fetched and refused again
 // every pass. The error is for a journal or outbox that cannot be written.
-func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*inflight)) (bool, Result, error) {
+func (a *Agent) accept(ctx context.Context, offer transport.Offer, pkg string, manual *transport.Manual) (bool, Result, error) {
 	bundleHash := hashHex(offer.Bundle)
 	a.mu.Lock()
 	junk := slices.Contains(a.j.Junk, bundleHash)
@@ -328,7 +332,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*
 	m, err := a.cfg.Keys.Open(offer.Bundle, a.cfg.Now())
 	if err != nil {
 		// Unverified: nothing in it can be believed, not even its name.
-		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Junk = remember(j.Junk, bundleHash, maxJunk) }, "unverified", "", err)
+		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Junk = remember(j.Junk, bundleHash, maxJunk) }, "unverified", "", manual, err)
 		return false, r, err
 	}
 	err = release.Compatible(a.device(), release.FromManifest(m, ""))
@@ -349,7 +353,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*
 		return false, Result{State: StateIdle, Release: m.ID()}, nil
 	}
 	if err != nil {
-		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, err)
+		r, err := a.refuseOffer(ctx, bundleHash, func(j *journal) { j.Refused = remember(j.Refused, key, maxRefused) }, m.ID(), m.Version, manual, err)
 		return false, r, err
 	}
 	if err := durable.WriteFile(a.fs, a.bundlePath(bundleHash), offer.Bundle, 0o600); err != nil {
@@ -361,9 +365,7 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*
 		Release: m.ID(), Kind: m.Kind, Digest: m.Artifact.Digest, Component: m.Component, From: from, To: m.Version,
 		Floor: m.Floor, Accepted: a.cfg.Now(), Attempt: attempt,
 	}
-	if manual != nil {
-		manual(u)
-	}
+	u.Package, u.Manual = pkg, manual
 	if err := a.update(func(j *journal) { j.Update = u }); err != nil {
 		return false, Result{State: StateIdle, Release: m.ID()}, err
 	}
@@ -374,14 +376,14 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer, manual func(*
 // refuseOffer reports an offer refused before it was accepted and records
 // the refusal with remember. If the report cannot be queued, nothing is
 // recorded: the offer is refused, and reported, again next pass.
-func (a *Agent) refuseOffer(ctx context.Context, bundleHash string, remember func(*journal), id, to string, cause error) (Result, error) {
+func (a *Agent) refuseOffer(ctx context.Context, bundleHash string, remember func(*journal), id, to string, manual *transport.Manual, cause error) (Result, error) {
 	reason := reasonOf(cause)
 	a.log.Warn("update: release refused", "release", id, "reason", reason, "err", cause)
 	// The ID comes from the bundle: refused again after a power cut, it is
 	// the same report.
 	rep := &transport.ReportRequest{
 		ID: bundleHash + "-" + string(transport.OutcomeRefused), Release: id, To: to, Phase: string(StateOffered),
-		Outcome: transport.OutcomeRefused, Reason: reason, Detail: detail(cause), At: a.cfg.Now(),
+		Outcome: transport.OutcomeRefused, Reason: reason, Detail: detail(cause), At: a.cfg.Now(), Manual: manual,
 	}
 	res := Result{State: StateIdle, Release: id, To: to, Outcome: transport.OutcomeRefused, Reason: reason, Err: cause}
 	if err := a.box.add(rep); err != nil {
@@ -470,12 +472,11 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateDownloaded:
-			if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
-				res.Waiting = wait
-				return res, nil
-			}
-			if artifact == "" {
-				// Resumed: what is on disk is verified again before use.
+			if artifact == "" && a.verified != u.Digest {
+				// Resumed: what is on disk is verified again before use,
+				// once per start, and before the install gate is asked, so
+				// that nothing slow comes between its go and the backup (a
+				// sale may begin the moment the gate lets the install go).
 				path, ended, err := a.download(ctx, u, m)
 				var wait *NotNowError
 				if errors.As(err, &wait) {
@@ -488,7 +489,14 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				if ended {
 					continue
 				}
-				artifact = path
+				artifact, a.verified = path, u.Digest
+			}
+			if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
+				res.Waiting = wait
+				return res, nil
+			}
+			if artifact == "" {
+				artifact, _ = artifactPaths(a.dir, u.Digest) // verified earlier in this process
 			}
 			if err := a.setState(StateBackingUp, nil); err != nil {
 				return res, err
@@ -1167,7 +1175,11 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 	// A refusal is the release's fault for good, unless the terminal was to
 	// blame (a full disk, a backup that failed); a rollback may be tried
 	// again, MaxAttempts times in all.
-	refuse := u.Outcome == transport.OutcomeRefused && u.Reason != transport.ReasonDiskFull && u.Reason != transport.ReasonBackup
+	refuse := u.Outcome == transport.OutcomeRefused && u.Reason != transport.ReasonDiskFull && u.Reason != transport.ReasonBackup &&
+		// A package that could not be copied (a stick pulled out, a bad
+		// copy) says nothing of the signed release: the technician may
+		// try another copy, and the server may offer it.
+		!(u.Package != "" && u.FailedIn == StateDownloading)
 	exhausted := u.Outcome == transport.OutcomeRolledBack && u.Attempt >= a.cfg.MaxAttempts
 	if exhausted {
 		giveUp := &transport.ReportRequest{

@@ -21,7 +21,7 @@ type Technician struct {
 	// signed).
 	Method string
 	// Credential names the credential used, never the secret itself:
-	// "maintenance-password", or "token:tech-042@k1".
+	// "maintenance-password", or "token:tech-042/k1".
 	Credential string
 }
 
@@ -40,11 +40,18 @@ type Technician struct {
 //
 // It returns the pass's Result, as [Agent.Update] does: an install that
 // needs a restart (an A/B slot) returns at that state, and the next pass
-// after the restart carries it on. It returns [ErrBusy] while another pass
-// runs, [ErrInProgress] while another update is under way, and an error
-// matching [ErrPackage] (with the verification error wrapped, such as
-// verify.ErrSignature or release.ErrIncompatible) for a package it will
-// not install; a refused package is reported to the server too.
+// after the restart carries it on. An update the server offered that has
+// not begun (offered, waiting, downloading, downloaded) is set aside for
+// the technician's; the server offers it again later. It returns [ErrBusy]
+// while another pass runs, [ErrInProgress] while another update is
+// installing or on probation, and an error matching [ErrPackage] (with the
+// cause wrapped, such as verify.ErrSignature, release.ErrIncompatible or
+// verify.ErrDigestMismatch) for a package it will not install; a refused
+// package is reported to the server too, naming tech. A package that could
+// not be copied is not held against its release: another copy may be
+// tried at once. If ManualGate holds the update back, or ctx ends before
+// the install begins, nothing is kept: the error says why (wrapping the
+// gate's [*NotNowError]) and the technician tries again.
 func (a *Agent) InstallPackage(ctx context.Context, dir string, tech Technician) (Result, error) {
 	if tech.Method == "" || tech.Credential == "" {
 		return Result{}, errors.New("update: InstallPackage needs the technician's method and credential")
@@ -55,7 +62,15 @@ func (a *Agent) InstallPackage(ctx context.Context, dir string, tech Technician)
 	defer a.pass.Unlock()
 	a.cause = nil
 	if u := a.current(); u != nil {
-		return Result{Release: u.Release, State: u.State}, fmt.Errorf("%w: %s is %s", ErrInProgress, u.Release, u.State)
+		if !setAside(u) {
+			return Result{Release: u.Release, State: u.State}, fmt.Errorf("%w: %s is %s", ErrInProgress, u.Release, u.State)
+		}
+		// Offered or downloaded but not begun: the technician comes first;
+		// the server offers it again at the next check.
+		a.log.Info("update: setting the offered update aside for a manual one", "release", u.Release, "state", u.State)
+		if err := a.drop(u); err != nil {
+			return Result{Release: u.Release, State: u.State}, err
+		}
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -68,12 +83,32 @@ func (a *Agent) InstallPackage(ctx context.Context, dir string, tech Technician)
 	manual := &transport.Manual{Method: tech.Method, Credential: tech.Credential}
 	a.log.Info("update: manual update from a local package", "dir", abs, "method", tech.Method, "credential", tech.Credential)
 	offer := transport.Offer{Bundle: bundle, Policy: transport.Policy{Blocking: true}}
-	accepted, res, err := a.accept(ctx, offer, func(u *inflight) { u.Package, u.Manual = abs, manual })
+	accepted, res, err := a.accept(ctx, offer, abs, manual)
 	switch {
 	case err != nil:
 		return res, err
 	case accepted:
-		return a.drive(ctx, false)
+		res, err := a.drive(ctx, false)
+		if u := a.current(); u != nil && u.Package == abs && setAside(u) {
+			// Held back by ManualGate, or cut short (ctx): a manual update
+			// is the technician's to retry, never left for an automatic
+			// pass to resume from a stick that may be gone.
+			if derr := a.drop(u); derr != nil {
+				return res, derr
+			}
+			res.State = StateIdle
+			if err == nil && res.Waiting != nil {
+				err = fmt.Errorf("update: manual update held back: %w", res.Waiting)
+			}
+			if err == nil {
+				err = fmt.Errorf("update: manual update stopped in %s", u.State)
+			}
+			return res, err
+		}
+		if err == nil && res.Outcome == transport.OutcomeRefused {
+			err = fmt.Errorf("%w: %w", ErrPackage, res.Err)
+		}
+		return res, err
 	case res.Err != nil:
 		return res, fmt.Errorf("%w: %w", ErrPackage, res.Err)
 	case res.Reason == transport.ReasonUpToDate:
@@ -82,6 +117,39 @@ func (a *Agent) InstallPackage(ctx context.Context, dir string, tech Technician)
 		return res, fmt.Errorf("%w: %s was tried and failed before; the server must publish a new one", ErrPackage, res.Release)
 	}
 	return res, fmt.Errorf("%w: its bundle was refused before as unverifiable", ErrPackage)
+}
+
+// setAside says whether an update may be dropped for a manual one: it is
+// only offered or downloaded, nothing of it begun.
+func setAside(u *inflight) bool {
+	switch u.State {
+	case StateOffered, StateGated, StateDownloading, StateDownloaded:
+		return true
+	}
+	return false
+}
+
+// drop forgets update u, which has not begun, without a report: its
+// download and stored bundle are removed.
+func (a *Agent) drop(u *inflight) error {
+	if err := a.update(func(j *journal) {
+		if j.Update != nil && j.Update.ID == u.ID {
+			j.Update = nil
+		}
+	}); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.waiting = ""
+	a.mu.Unlock()
+	if u.Digest.Validate() == nil {
+		final, others := artifactPaths(a.dir, u.Digest)
+		for _, p := range append(others, final) {
+			a.fs.Remove(p)
+		}
+	}
+	a.fs.Remove(a.bundlePath(u.BundleHash))
+	return nil
 }
 
 // packageSource reads an artifact from a local package: the request's URL

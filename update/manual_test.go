@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 	"github.com/upkeephq/upkeep/verify"
 )
 
-var tech = update.Technician{Method: "token", Credential: "token:tech-042@k1"}
+var tech = update.Technician{Method: "token", Credential: "token:tech-042/k1"}
 
 // writePackage writes r as `release pack` would, into a new directory: a
 // package on a USB stick.
@@ -81,10 +82,10 @@ func TestInstallPackage(t *testing.T) {
 
 func TestInstallPackageRefused(t *testing.T) {
 	tests := []struct {
-		name    string
-		pkg     func(t *testing.T, f *fixture) string
-		want    error
-		refused bool // reported to the server as refused
+		name     string
+		pkg      func(t *testing.T, f *fixture) string
+		want     error
+		reported bool // to the server, as refused, naming the technician
 	}{
 		{"no package", func(t *testing.T, f *fixture) string { return t.TempDir() }, os.ErrNotExist, false},
 		{"signed by someone else", func(t *testing.T, f *fixture) string {
@@ -118,18 +119,8 @@ func TestInstallPackageRefused(t *testing.T) {
 			f := newFixture(t)
 			a := f.agent()
 			res, err := a.InstallPackage(context.Background(), tt.pkg(t, f), tech)
-			if tt.refused {
-				// Refused before the install, or failed in the copy: either
-				// way nothing changed and the server hears of it.
-				if err == nil && res.Outcome != transport.OutcomeRefused {
-					t.Fatalf("InstallPackage = %+v, %v: want refused", res, err)
-				}
-				if err == nil {
-					err = res.Err
-				}
-			}
-			if err == nil || tt.want != nil && !errors.Is(err, tt.want) {
-				t.Fatalf("InstallPackage = %+v, %v: want %v", res, err, tt.want)
+			if !errors.Is(err, update.ErrPackage) || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("InstallPackage = %+v, %v: want ErrPackage wrapping %v", res, err, tt.want)
 			}
 			if !bytes.Equal(f.inst.bytes(), []byte("factory")) {
 				t.Error("something was installed")
@@ -137,29 +128,104 @@ func TestInstallPackageRefused(t *testing.T) {
 			if v := f.component(a, "firmware"); v != "1.0.0" {
 				t.Errorf("version %s, want 1.0.0", v)
 			}
-			if got := len(f.srv.Reports()); tt.refused != (got == 1) {
-				t.Errorf("%d reports", got)
+			reports := f.srv.Reports()
+			if tt.reported != (len(reports) == 1) {
+				t.Errorf("%d reports", len(reports))
+			}
+			if len(reports) == 1 && (reports[0].Manual == nil || *reports[0].Manual != (transport.Manual{Method: tech.Method, Credential: tech.Credential})) {
+				t.Errorf("refusal reported without the technician: %+v", reports[0])
 			}
 			if left := f.downloads(); len(left) != 0 {
 				t.Errorf("left behind: %v", left)
+			}
+			if st := a.Status(); st.State != update.StateIdle || st.Waiting != "" {
+				t.Errorf("status after the refusal: %+v", st)
 			}
 		})
 	}
 }
 
-func TestInstallPackageWhileUpdating(t *testing.T) {
+// TestInstallPackageBadCopyThenGood: a copy that fails its chunk check is
+// not held against the release: a good copy installs at once, and so
+// would the server's offer.
+func TestInstallPackageBadCopyThenGood(t *testing.T) {
+	f := newFixture(t)
+	r := f.release("1.1.0", 30_000)
+	bad := *r
+	bad.Artifact = bytes.Clone(r.Artifact)
+	bad.Artifact[10_000] ^= 1
+	a := f.agent()
+	if _, err := a.InstallPackage(context.Background(), writePackage(t, &bad), tech); !errors.Is(err, verify.ErrDigestMismatch) {
+		t.Fatalf("bad copy: %v", err)
+	}
+	res, err := a.InstallPackage(context.Background(), writePackage(t, r), tech)
+	if err != nil || res.Outcome != transport.OutcomeCommitted {
+		t.Fatalf("good copy after a bad one: %+v, %v", res, err)
+	}
+}
+
+func TestInstallPackageSetsAsideAnOffer(t *testing.T) {
 	f := newFixture(t)
 	f.publish(f.release("1.1.0", 20_000))
 	a := f.agent(func(c *update.Config) {
-		c.Gate = func(context.Context, update.GateRequest) error { return update.NotNow(0, "in a sale") }
+		c.Gate = func(context.Context, update.GateRequest) error { return update.NotNow(0, "outside the window") }
 	})
 	if res := mustUpdate(t, a); res.State != update.StateGated {
 		t.Fatalf("Update = %+v, want gated", res)
 	}
-	if _, err := a.InstallPackage(context.Background(), writePackage(t, f.release("1.2.0", 20_000)), tech); !errors.Is(err, update.ErrInProgress) {
-		t.Fatalf("InstallPackage during an update: %v, want ErrInProgress", err)
+	r := f.release("1.2.0", 20_000)
+	res, err := a.InstallPackage(context.Background(), writePackage(t, r), tech)
+	if err != nil || res.Outcome != transport.OutcomeCommitted || f.component(a, "firmware") != "1.2.0" {
+		t.Fatalf("InstallPackage over a gated offer: %+v, %v", res, err)
+	}
+	if left := f.downloads(); len(left) != 0 {
+		t.Errorf("the set-aside offer left %v", left)
 	}
 	if _, err := a.InstallPackage(context.Background(), t.TempDir(), update.Technician{}); err == nil {
 		t.Fatal("InstallPackage without a technician succeeded")
+	}
+}
+
+func TestInstallPackageOnProbation(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.release("1.1.0", 20_000))
+	a := f.agent(func(c *update.Config) { c.Probation = update.Probation{UntilMarkedGood: true} })
+	if res := mustUpdate(t, a); res.State != update.StateProbation {
+		t.Fatalf("Update = %+v, want on probation", res)
+	}
+	if _, err := a.InstallPackage(context.Background(), writePackage(t, f.release("1.2.0", 20_000)), tech); !errors.Is(err, update.ErrInProgress) {
+		t.Fatalf("InstallPackage during probation: %v, want ErrInProgress", err)
+	}
+}
+
+func TestInstallPackageHeldBack(t *testing.T) {
+	f := newFixture(t)
+	r := f.release("1.1.0", 20_000)
+	inSale := true
+	a := f.agent(func(c *update.Config) {
+		c.ManualGate = func(_ context.Context, req update.GateRequest) error {
+			if inSale && req.Stage == update.StageInstall {
+				return update.NotNow(time.Minute, "in a sale")
+			}
+			return nil
+		}
+	})
+	res, err := a.InstallPackage(context.Background(), writePackage(t, r), tech)
+	var wait *update.NotNowError
+	if !errors.As(err, &wait) || !strings.Contains(err.Error(), "in a sale") {
+		t.Fatalf("InstallPackage during a sale: %+v, %v: want the gate's reason", res, err)
+	}
+	if st := a.Status(); st.State != update.StateIdle || st.Waiting != "" {
+		t.Errorf("status after being held back: %+v, want idle with nothing kept", st)
+	}
+	if left := f.downloads(); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if n := len(f.srv.Reports()); n != 0 {
+		t.Errorf("%d reports for an update that never began", n)
+	}
+	inSale = false
+	if res, err := a.InstallPackage(context.Background(), writePackage(t, r), tech); err != nil || res.Outcome != transport.OutcomeCommitted {
+		t.Fatalf("after the sale: %+v, %v", res, err)
 	}
 }

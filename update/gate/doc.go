@@ -48,14 +48,21 @@
 // only once the first says go. The merchant should be asked only when the
 // update could otherwise start, so the prompt comes last:
 //
-//	g := gate.Then(gate.All(sale, settlement, idle, windows, power, network), prompt)
+//	g := gate.Then(gate.All(sale, idle, windows, power, network), gate.Then(settlement, prompt))
+//
+// Settlement comes after the others because it may ask the payment app to
+// settle (SettlementConfig.Settle): only when the update could otherwise
+// start, never every few minutes through trading hours. The prompt comes
+// last, so the merchant is asked only when nothing else holds back.
 //
 // Every gate is safe for concurrent use; the ones that keep state (the
 // settlement request's timing, the prompt's deferrals) keep it per gate, so
 // two agents in one process never share it.
 //
-// Manual updates (from the maintenance menu) do not go through the agent's
-// gate, so none of this holds them back.
+// Manual updates (update.Agent.InstallPackage) ask update.Config.ManualGate
+// instead of Config.Gate: a technician at the terminal skips the idle time,
+// windows and prompt, but should not skip a sale in progress, e.g.
+// ManualGate: gate.All(sale, power).
 //
 // Maintenance windows ([ParseWindow], [Schedule]) are weekly, in the
 // terminal's own time zone: "mon-fri 01:00-05:00", "sat,sun 00:00-06:00",

@@ -147,8 +147,12 @@ func (ls *Leases) SetUpdating(reason string) {
 // the door from both sides: no install starts during a sale, and no sale
 // starts during an install. What remains is the instant between the
 // gate's go and the backup's start, in which a sale that begins is cut
-// short; payment apps that cannot accept even that should take their
-// lease before checking [Leases.Held].
+// short.
+//
+// An agent that starts after a power cut in the middle of an install
+// resumes it without a state change to observe: call the returned function
+// once with the agent's Status after update.New, before taking sales.
+// Health checks run while leases are refused: a check must not need one.
 func (ls *Leases) ObserveInstalls(next func(update.Status)) func(update.Status) {
 	return func(st update.Status) {
 		switch st.State {

@@ -70,9 +70,6 @@ func (p Policy) Gates(beats *heartbeat.Counter, leases *gate.Leases) (auto, manu
 			err = errors.Join(err, errors.New("terminal: Policy.Idle needs MinBeats of at least 1"))
 		}
 	}
-	if err == nil && p.Settled != nil {
-		err = add(gate.NewSettlement(gate.SettlementConfig{Settled: p.Settled}))
-	}
 	if err == nil {
 		err = add(gate.NewWindows(p.Windows))
 	}
@@ -83,6 +80,16 @@ func (p Policy) Gates(beats *heartbeat.Counter, leases *gate.Leases) (auto, manu
 		return nil, nil, fmt.Errorf("terminal: policy: %w", err)
 	}
 	auto = gate.All(all...)
+	if p.Settled != nil {
+		// After the others: it may ask the app to settle, which only makes
+		// sense when the update could otherwise start.
+		settle, err := gate.NewSettlement(gate.SettlementConfig{Settled: p.Settled})
+		if err != nil {
+			return nil, nil, fmt.Errorf("terminal: policy: %w", err)
+		}
+		auto = gate.Then(auto, settle)
+		manual = gate.All(manual, settle)
+	}
 	if p.Prompt != nil {
 		prompt, err := gate.NewPrompt(*p.Prompt)
 		if err != nil {

@@ -122,6 +122,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
+	observe := t.Leases.ObserveInstalls(o.Observe) // no sale starts during an install
 	var hooks []backup.Hook
 	if o.DataDir != "" {
 		data, err := filepath.Abs(o.DataDir)
@@ -152,13 +153,16 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		Checks:     o.Checks,
 		Gate:       auto,
 		ManualGate: manual,
-		Observe:    t.Leases.ObserveInstalls(o.Observe), // no sale starts during an install
+		Observe:    observe,
 		Progress:   o.Progress,
 		Logger:     o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// An install resumed after a power cut is no state change: refuse
+	// sales from the start.
+	observe(t.Agent.Status())
 	return t, nil
 }
 
