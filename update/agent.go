@@ -41,10 +41,6 @@ type Agent struct {
 
 	pass  sync.Mutex // held by the running Update pass
 	cause error      // why the update in this pass is ending; guarded by pass
-	// verified is the artifact this process has verified on disk, so a
-	// pass that waits for the install gate does not hash it every time;
-	// guarded by pass.
-	verified verify.Digest
 
 	jmu     sync.Mutex // held through each journal change: clone, save, swap
 	mu      sync.Mutex // guards j and waiting
@@ -472,11 +468,12 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 			}
 
 		case StateDownloaded:
-			if artifact == "" && a.verified != u.Digest {
-				// Resumed: what is on disk is verified again before use,
-				// once per start, and before the install gate is asked, so
-				// that nothing slow comes between its go and the backup (a
-				// sale may begin the moment the gate lets the install go).
+			if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
+				res.Waiting = wait
+				return res, nil
+			}
+			if artifact == "" {
+				// Resumed: what is on disk is verified again before use.
 				path, ended, err := a.download(ctx, u, m)
 				var wait *NotNowError
 				if errors.As(err, &wait) {
@@ -489,14 +486,14 @@ func (a *Agent) drive(ctx context.Context, resumed bool) (Result, error) {
 				if ended {
 					continue
 				}
-				artifact, a.verified = path, u.Digest
-			}
-			if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
-				res.Waiting = wait
-				return res, nil
-			}
-			if artifact == "" {
-				artifact, _ = artifactPaths(a.dir, u.Digest) // verified earlier in this process
+				artifact = path
+				// That took a while, in which a sale may have begun: the
+				// gate is asked again, so nothing slow comes between its
+				// go and the backup.
+				if wait := a.gate(ctx, StageInstall, m, u); wait != nil {
+					res.Waiting = wait
+					return res, nil
+				}
 			}
 			if err := a.setState(StateBackingUp, nil); err != nil {
 				return res, err
