@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/upkeephq/upkeep/transport"
+)
+
+// role is how a simulated terminal behaves.
+type role int
+
+const (
+	roleNormal  role = iota
+	roleLab          // in the pilot: always online, never fails
+	roleOffline      // registers, then never beats again
+	roleCrash        // goes silent partway through its download, then comes back
+)
+
+// Simulated durations, in the server's time.
+const (
+	downloadMin, downloadMax = 10 * time.Second, 30 * time.Second
+	installMin, installMax   = 10 * time.Second, 30 * time.Second
+)
+
+// failReasons are the reason codes failed installs report, in turn, with
+// the outcome each goes with.
+var failReasons = []struct {
+	outcome transport.Outcome
+	reason  transport.Reason
+	phase   string
+}{
+	{transport.OutcomeRolledBack, transport.ReasonSignIn, "verifying"},
+	{transport.OutcomeRolledBack, transport.ReasonHealth, "verifying"},
+	{transport.OutcomeRefused, transport.ReasonDownload, "downloading"},
+	{transport.OutcomeRolledBack, transport.ReasonBoot, "installing"},
+}
+
+// counters count what the terminals sent.
+type counters struct {
+	beats, checks, offers, reports, failed, errors atomic.Int64
+}
+
+// outcomes decides how each install ends: the fail share of each stage's
+// reports fails, spread evenly over them in the order they are made.
+type outcomes struct {
+	fail    float64
+	reports []atomic.Int64 // per stage
+}
+
+func newOutcomes(stages int, fail float64) *outcomes {
+	return &outcomes{fail: fail, reports: make([]atomic.Int64, stages)}
+}
+
+// next returns how the next install of stage ends. The k-th report of a
+// stage (from 1) fails when ⌊k·fail⌋ goes up at k: with fail 0.2 the 5th,
+// 10th, 15th... fail; with 0.05 the 20th, 40th... So a stage's failure
+// rate never runs ahead of the share, which would halt a rollout whose
+// share is within its limit, nor lags behind it by more than one report.
+func (o *outcomes) next(stage int, lab bool) (outcome transport.Outcome, reason transport.Reason, phase string) {
+	if lab || stage < 1 || stage >= len(o.reports) {
+		return transport.OutcomeCommitted, transport.ReasonOK, "committing"
+	}
+	k := o.reports[stage].Add(1)
+	if math.Floor(float64(k)*o.fail) > math.Floor(float64(k-1)*o.fail) {
+		r := failReasons[int(k)%len(failReasons)]
+		return r.outcome, r.reason, r.phase
+	}
+	return transport.OutcomeCommitted, transport.ReasonOK, "committing"
+}
+
+// terminal is one simulated terminal: the protocol client alone.
+type terminal struct {
+	index  int
+	serial string
+	role   role
+	api    protocol
+	id     string // device ID, once registered
+	stage  int    // its stage in the rollout
+}
+
+// What a terminal does next.
+const (
+	doBeat = iota
+	doCheck
+	doStep // the next step of an install, or its report
+)
+
+// step is a stretch of a simulated install: a state the heartbeats
+// report, for a while; "" is silence (crashed: no beats).
+type step struct {
+	state string
+	until time.Time
+}
+
+// job is an offer being "installed".
+type job struct {
+	steps   []step
+	outcome transport.Outcome
+	reason  transport.Reason
+	phase   string
+	decided bool
+}
+
+func (j *job) state() string {
+	if len(j.steps) == 0 {
+		return "committing"
+	}
+	return j.steps[0].state
+}
+
+// sim is what the terminals share.
+type sim struct {
+	e        *env
+	release  string
+	outcomes *outcomes
+	count    *counters
+}
+
+// run simulates t until ctx ends: beats at the interval the server
+// directs, checks when it says to, installs an offer and reports.
+func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
+	if t.role == roleOffline {
+		return
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(t.index)))
+	e := s.e
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo)+1)) }
+	components := []transport.Component{{Name: e.component, Version: e.from}}
+	var (
+		seq       uint64
+		directed  = heartbeatInterval // as the server says, in its time
+		interval  = e.wall(directed)
+		jitter    = interval / 10
+		now       = time.Now()
+		nextBeat  = now.Add(between(0, interval))
+		nextCheck = now.Add(between(0, interval))
+		work      *job
+		last      *transport.Result
+	)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		// The earliest of what is due: when the server is slow and
+		// everything is late, beats must not starve checks.
+		next, do := nextBeat, doBeat
+		if work != nil && !work.steps[0].until.After(next) {
+			next, do = work.steps[0].until, doStep
+		}
+		if work == nil && nextCheck.Before(next) {
+			next, do = nextCheck, doCheck
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now = time.Now()
+		switch do {
+		case doStep:
+			if work.steps[0].state == "" {
+				seq = 0 // it rebooted
+				nextBeat = now
+			}
+			if len(work.steps) > 1 {
+				work.steps = work.steps[1:]
+				continue
+			}
+			if !work.decided {
+				work.outcome, work.reason, work.phase = s.outcomes.next(t.stage, t.role == roleLab)
+				work.decided = true
+			}
+			to := e.from
+			if work.outcome == transport.OutcomeCommitted {
+				to = versionOf(s.release)
+			}
+			at := e.clock()
+			_, err := t.api.Report(ctx, &transport.ReportRequest{ID: "fleet-" + s.release, Release: s.release,
+				From: e.from, To: to, Phase: work.phase, Outcome: work.outcome, Reason: work.reason, At: at})
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.count.errors.Add(1)
+				work.steps[0].until = now.Add(e.wall(10 * time.Second)) // try again
+				continue
+			}
+			s.count.reports.Add(1)
+			if work.outcome != transport.OutcomeCommitted {
+				s.count.failed.Add(1)
+			} else {
+				components[0].Version = to
+			}
+			last = &transport.Result{Release: s.release, Outcome: work.outcome, Reason: work.reason, At: at}
+			work = nil
+			nextCheck = now.Add(between(0, interval))
+		case doBeat:
+			if work != nil && work.state() == "" {
+				nextBeat = work.steps[0].until // silent
+				continue
+			}
+			seq++
+			req := &transport.HeartbeatRequest{Seq: seq, State: "idle", Components: components, LastResult: last,
+				Network: "wifi", Battery: &transport.Battery{Percent: 80, OnMains: true}}
+			if work != nil {
+				req.State, req.Release = work.state(), s.release
+			}
+			resp, err := t.api.Heartbeat(ctx, req)
+			nextBeat = now.Add(interval + between(-jitter, jitter))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.count.errors.Add(1)
+				continue
+			}
+			s.count.beats.Add(1)
+			if resp.IntervalSeconds > 0 {
+				directed = time.Duration(resp.IntervalSeconds) * time.Second
+				interval = e.wall(directed)
+				jitter = e.wall(time.Duration(resp.JitterSeconds) * time.Second)
+			}
+			for _, d := range resp.Directives {
+				if d == transport.DirectiveCheck {
+					nextCheck = now
+				}
+			}
+		case doCheck:
+			resp, err := t.api.Check(ctx, &transport.CheckRequest{Model: e.model, Components: components})
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.count.errors.Add(1)
+				nextCheck = now.Add(interval)
+				continue
+			}
+			s.count.checks.Add(1)
+			if len(resp.Offers) == 0 {
+				wait := e.wall(time.Duration(max(1, resp.RetryAfterSeconds)) * time.Second)
+				nextCheck = now.Add(wait + between(0, wait/10))
+				continue
+			}
+			// The offer is the release being rolled out: a simulated
+			// terminal neither verifies nor downloads it.
+			s.count.offers.Add(1)
+			dl, inst := e.wall(between(downloadMin, downloadMax)), e.wall(between(installMin, installMax))
+			work = &job{}
+			if t.role == roleCrash {
+				// Silent long enough to be judged offline and swept so.
+				silence := e.offlineAfter(directed)
+				work.steps = []step{{"downloading", now.Add(dl / 2)}, {"", now.Add(dl/2 + silence)},
+					{"downloading", now.Add(dl + silence)}, {"installing", now.Add(dl + inst + silence)}}
+			} else {
+				work.steps = []step{{"downloading", now.Add(dl)}, {"installing", now.Add(dl + inst)}}
+			}
+			nextBeat = now // tell the server at once
+		}
+	}
+}
+
+// versionOf returns the version of a release ID (component@version).
+func versionOf(release string) string {
+	for i := len(release) - 1; i >= 0; i-- {
+		if release[i] == '@' {
+			return release[i+1:]
+		}
+	}
+	return release
+}
+
+// serial names the i-th terminal of a run.
+func serial(run string, i int) string { return fmt.Sprintf("SIM-%s-%06d", run, i) }
