@@ -217,6 +217,15 @@ func stdinPrompt(in io.Reader, out io.Writer) func(ctx context.Context, req gate
 		if !req.Deadline.IsZero() {
 			deadline = fmt.Sprintf(", required from %s", req.Deadline.Format(time.DateTime))
 		}
+		// Whatever was typed before the question is not an answer to it.
+		for drained := false; !drained; {
+			select {
+			case _, ok := <-lines:
+				drained = !ok
+			default:
+				drained = true
+			}
+		}
 		fmt.Fprintf(out, "PROMPT: install %s now? [y = now, n = later; %d deferrals left%s] ", req.Manifest.ID(), req.Left, deadline)
 		select {
 		case <-ctx.Done():

@@ -92,13 +92,36 @@ func TestSensors(t *testing.T) {
 }
 
 func TestStdinPrompt(t *testing.T) {
-	ask := stdinPrompt(strings.NewReader("y\nn\n"), io.Discard)
+	in, typing := io.Pipe()
+	asked := make(chan struct{}, 1)
+	ask := stdinPrompt(in, writerFunc(func(b []byte) (int, error) {
+		if strings.HasPrefix(string(b), "PROMPT") {
+			asked <- struct{}{}
+		}
+		return len(b), nil
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, want := range []gate.Answer{gate.AnswerNow, gate.AnswerLater, gate.AnswerNone} {
-		got, err := ask(ctx, gate.PromptRequest{Manifest: &verify.Manifest{Component: "firmware", Version: "1.1.0"}})
-		if err != nil || got != want {
-			t.Fatalf("answer %v, %v; want %v", got, err, want)
+	req := gate.PromptRequest{Manifest: &verify.Manifest{Component: "firmware", Version: "1.1.0"}}
+	// "y" typed before the question is not consent.
+	typing.Write([]byte("y\n"))       // returns once read
+	time.Sleep(50 * time.Millisecond) // and the reader is waiting to hand it over
+	for _, tt := range []struct {
+		typed string
+		want  gate.Answer
+	}{{"n\n", gate.AnswerLater}, {"y\n", gate.AnswerNow}} {
+		go func() { <-asked; typing.Write([]byte(tt.typed)) }()
+		got, err := ask(ctx, req)
+		if err != nil || got != tt.want {
+			t.Fatalf("typed %q: answer %v, %v; want %v", tt.typed, got, err, tt.want)
 		}
 	}
+	typing.Close()
+	if got, _ := ask(ctx, req); got != gate.AnswerNone {
+		t.Fatalf("after the input ended: %v, want no answer", got)
+	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

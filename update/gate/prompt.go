@@ -213,6 +213,11 @@ func (p *prompt) gate(ctx context.Context, req update.GateRequest) error {
 	case s.Deferrals >= p.maxDefer && !now.Before(s.NextAsk):
 		required = fmt.Sprintf("deferred %s, the limit", plural(s.Deferrals, "time"))
 	}
+	if limit := now.Add(p.deferFor); s.NextAsk.After(limit) {
+		// Saved while the clock ran ahead (an RTC set wrong, then fixed):
+		// a deferral never lasts longer than DeferFor from now.
+		s.NextAsk = limit
+	}
 	if required == "" && !s.confirmed {
 		if now.Before(s.NextAsk) {
 			wait := s.NextAsk.Sub(now)
@@ -228,13 +233,16 @@ func (p *prompt) gate(ctx context.Context, req update.GateRequest) error {
 			Left: p.maxDefer - s.Deferrals, Deadline: deadline})
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
+		var askErr error
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil && timedOut:
 			ans = AnswerNone
 		case err != nil:
-			return fmt.Errorf("gate: prompt: asking the merchant: %w", err)
+			// A prompt that cannot be shown counts as no answer: were it an
+			// error, a broken screen would hold a release back for ever.
+			ans, askErr = AnswerNone, err
 		}
 		switch ans {
 		case AnswerNow:
@@ -248,7 +256,10 @@ func (p *prompt) gate(ctx context.Context, req update.GateRequest) error {
 			s.NextAsk, s.Updated = next, now
 			p.save()
 			what := "the merchant chose later"
-			if ans == AnswerNone {
+			switch {
+			case askErr != nil:
+				what = "the update prompt failed: " + askErr.Error()
+			case ans == AnswerNone:
 				what = "no answer to the update prompt"
 			}
 			wait := next.Sub(now)

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -206,9 +207,16 @@ func TestPromptErrors(t *testing.T) {
 		m := manifest("payment-app@2.1.0", 1)
 		mc := &merchant{askErr: errors.New("screen locked by the payment app")}
 		g, _ := NewPrompt(PromptConfig{Ask: mc.Ask, Notice: mc.Notice})
-		if a := ask(t, g, install(m)); !errors.Is(a.Err, mc.askErr) {
-			t.Errorf("gate said %+v, want Ask's error", a)
+		// A prompt that cannot be shown counts as a deferral, saying why:
+		// a broken screen must not hold a release back for ever.
+		wantWait(t, ask(t, g, install(m)), time.Hour,
+			"the update prompt failed: screen locked by the payment app (1 of 3 deferrals); asking again in 1h")
+		for range 2 {
+			time.Sleep(time.Hour)
+			ask(t, g, install(m))
 		}
+		time.Sleep(time.Hour)
+		wantWait(t, ask(t, g, install(m)), 5*time.Minute, "customers notified; installing in 5m (required: deferred 3 times, the limit)")
 		mc = &merchant{answers: []Answer{Answer(7)}}
 		g, _ = NewPrompt(PromptConfig{Ask: mc.Ask})
 		if a := ask(t, g, install(m)); a.Err == nil {
@@ -301,5 +309,24 @@ func TestPromptStateFile(t *testing.T) {
 		if a := ask(t, g, install(first)); a.Reason != "no answer to the update prompt (1 of 3 deferrals); asking again in 1h" {
 			t.Errorf("the first release remembered: %+v", a)
 		}
+	})
+}
+
+// TestPromptClockRanAhead: a deferral saved while the clock ran years ahead
+// lasts no longer than DeferFor once the clock is right again.
+func TestPromptClockRanAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "prompt.json")
+		m := manifest("payment-app@2.1.0", 1)
+		state := fmt.Sprintf(`{"version":1,"releases":{%q:{"deferrals":1,"next_ask":%q,"updated":%q}}}`,
+			m.ID(), time.Now().AddDate(10, 0, 0).Format(time.RFC3339), time.Now().Format(time.RFC3339))
+		if err := os.WriteFile(path, []byte(state), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := NewPrompt(PromptConfig{Ask: (&merchant{answers: []Answer{AnswerNow}}).Ask, StatePath: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantWait(t, ask(t, g, install(m)), time.Hour, "the merchant deferred the update (1 of 3 deferrals); asking again in 1h")
 	})
 }

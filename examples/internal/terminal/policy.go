@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/upkeephq/upkeep/heartbeat"
@@ -112,4 +113,33 @@ func (p Policy) network(ctx context.Context) (gate.Link, error) {
 		return gate.LinkEthernet, nil
 	}
 	return p.Network(ctx)
+}
+
+// metered returns a progress function that feeds the bytes downloaded on a
+// metered link into Budget, then calls next: without it the budget would
+// only compare a payload's size with the limit.
+func (p Policy) metered(next func(update.Progress)) func(update.Progress) {
+	if p.Budget == nil {
+		return next
+	}
+	var mu sync.Mutex
+	fetched := map[string]int64{} // per release, by the current Fetch
+	return func(pr update.Progress) {
+		mu.Lock()
+		n := pr.Fetched - fetched[pr.Release]
+		if n < 0 {
+			n = pr.Fetched // a new Fetch counts from zero
+		}
+		fetched[pr.Release] = pr.Fetched
+		mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		link, err := p.network(ctx)
+		cancel()
+		if err == nil && link == gate.LinkCellular && n > 0 {
+			p.Budget.AddRelease(pr.Release, n)
+		}
+		if next != nil {
+			next(pr)
+		}
+	}
 }

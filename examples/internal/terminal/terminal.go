@@ -154,7 +154,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		Gate:       auto,
 		ManualGate: manual,
 		Observe:    observe,
-		Progress:   o.Progress,
+		Progress:   o.Policy.metered(o.Progress),
 		Logger:     o.Logger,
 	})
 	if err != nil {
