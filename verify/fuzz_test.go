@@ -64,6 +64,15 @@ func FuzzParseManifest(f *testing.F) {
 	if b, err := json.Marshal(empty); err == nil {
 		f.Add(b)
 	}
+	catalog := validManifest(f)
+	catalog.Category = verify.CategorySecurity
+	catalog.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.4"}, {Component: "params", Version: "^3, <3.5"}}
+	if b, err := json.Marshal(catalog); err == nil {
+		f.Add(b)
+		f.Add(bytes.Replace(b, []byte(`"firmware"`), []byte(`"payment-app"`), 1))
+		f.Add(bytes.Replace(b, []byte(`"security"`), []byte(`"urgent"`), 1))
+		f.Add(bytes.Replace(b, []byte(`"requires":[`), []byte(`"requires":[{},`), 1))
+	}
 	f.Add(bytes.Replace(valid, []byte(`Z"`), []byte(`+08:00"`), -1))
 	f.Add([]byte(`{"schema":1}`))
 	f.Add([]byte(`{}`))

@@ -33,6 +33,45 @@ func (k Kind) Valid() bool {
 	return false
 }
 
+// Category is why a release exists: a security fix, a new feature, or
+// maintenance. It is distinct from [Kind], which says what the release
+// carries. Operators watch how long a terminal has gone without a
+// security release that applies to it.
+type Category string
+
+const (
+	CategorySecurity    Category = "security"
+	CategoryFeature     Category = "feature"
+	CategoryMaintenance Category = "maintenance"
+)
+
+// Valid reports whether c is one of the known categories. The empty
+// category (a manifest that names none) is not one of them.
+func (c Category) Valid() bool {
+	switch c {
+	case CategorySecurity, CategoryFeature, CategoryMaintenance:
+		return true
+	}
+	return false
+}
+
+// Requirement is another component a terminal must have, at a version
+// satisfying a constraint, before it installs a release: an application
+// that needs firmware ">= 1.4", say.
+type Requirement struct {
+	// Component names the required component.
+	Component string `json:"component"`
+	// Version is a version constraint (">=1.4", "^3", ">=1.4.0, <2.0.0")
+	// the installed version must satisfy.
+	Version string `json:"version"`
+}
+
+// String returns "component version", e.g. "firmware >=1.4".
+func (r Requirement) String() string { return r.Component + " " + r.Version }
+
+// MaxRequires bounds how many requirements a manifest may list.
+const MaxRequires = 32
+
 // Manifest is the signed description of a release: what it is, what it is
 // for, and the exact bytes it ships.
 type Manifest struct {
@@ -43,6 +82,9 @@ type Manifest struct {
 	// Version is the release's semantic version.
 	Version string `json:"version"`
 	Kind    Kind   `json:"kind"`
+	// Category says why the release exists (security, feature,
+	// maintenance); empty names none.
+	Category Category `json:"category,omitempty"`
 	// Models lists the terminal models the release is for; empty means any
 	// model, which firmware may not claim.
 	Models []string `json:"models,omitempty"`
@@ -51,6 +93,12 @@ type Manifest struct {
 	// From lists version constraints ("~1.0", ">=1.0.0, <1.2.0"); the
 	// installed version must satisfy one of them. Empty means any.
 	From []string `json:"from,omitempty"`
+	// Requires lists the other components the terminal must already have,
+	// at versions satisfying each constraint, before it installs the
+	// release; at most MaxRequires, one per component, none naming the
+	// release's own component (From says which versions of it the release
+	// installs over). Empty requires nothing.
+	Requires []Requirement `json:"requires,omitempty"`
 	// Floor is the anti-rollback floor the terminal adopts once the release
 	// is committed: it will refuse any later release below it.
 	Floor string `json:"floor,omitempty"`
@@ -98,6 +146,12 @@ func (m *Manifest) Validate() error {
 			return malformed("from-version: %v", err)
 		}
 	}
+	if m.Category != "" && !m.Category.Valid() {
+		return malformed("manifest category %.40q: want security, feature or maintenance", m.Category)
+	}
+	if err := m.checkRequires(); err != nil {
+		return err
+	}
 	if m.Floor != "" {
 		above, err := version.Less(m.Version, m.Floor)
 		if err != nil {
@@ -115,6 +169,29 @@ func (m *Manifest) Validate() error {
 	}
 	if err := m.Artifact.Validate(); err != nil {
 		return fmt.Errorf("artifact: %w", err)
+	}
+	return nil
+}
+
+func (m *Manifest) checkRequires() error {
+	if len(m.Requires) > MaxRequires {
+		return malformed("%d requirements, limit %d", len(m.Requires), MaxRequires)
+	}
+	for i, r := range m.Requires {
+		if err := CheckName("required component", r.Component); err != nil {
+			return err
+		}
+		if r.Component == m.Component {
+			return malformed("the release requires its own component %s: say which versions it installs over with from", r.Component)
+		}
+		for _, prev := range m.Requires[:i] {
+			if prev.Component == r.Component {
+				return malformed("component %s is required twice: join the constraints with a comma", r.Component)
+			}
+		}
+		if err := version.CheckConstraint(r.Version); err != nil {
+			return malformed("requirement on %s: %v", r.Component, err)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,17 @@ func TestManifestValidate(t *testing.T) {
 		{"floor equal to version", func(m *verify.Manifest) { m.Floor = m.Version }, nil},
 		{"prerelease version", func(m *verify.Manifest) { m.Version, m.Floor = "2.1.0-rc.1", "2.0.0" }, nil},
 		{"downgrade allowed", func(m *verify.Manifest) { m.Downgrade = true }, nil},
+		{"security category", func(m *verify.Manifest) { m.Category = verify.CategorySecurity }, nil},
+		{"feature category", func(m *verify.Manifest) { m.Category = verify.CategoryFeature }, nil},
+		{"maintenance category", func(m *verify.Manifest) { m.Category = verify.CategoryMaintenance }, nil},
+		{"requires", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.4"}, {Component: "params", Version: ">=3.0.0, <4.0.0"}}
+		}, nil},
+		{"32 requirements", func(m *verify.Manifest) {
+			for i := range verify.MaxRequires {
+				m.Requires = append(m.Requires, verify.Requirement{Component: fmt.Sprint("c", i), Version: "^1"})
+			}
+		}, nil},
 		{"256 models", func(m *verify.Manifest) { m.Models = many(256, func(i int) string { return fmt.Sprint("m", i) }) }, nil},
 
 		{"schema 0", func(m *verify.Manifest) { m.Schema = 0 }, verify.ErrMalformed},
@@ -60,6 +71,34 @@ func TestManifestValidate(t *testing.T) {
 		}, verify.ErrMalformed},
 		{"bad from constraint", func(m *verify.Manifest) { m.From = []string{">=one"} }, verify.ErrMalformed},
 		{"257 from constraints", func(m *verify.Manifest) { m.From = many(257, func(int) string { return "~1.0" }) }, verify.ErrMalformed},
+		{"unknown category", func(m *verify.Manifest) { m.Category = "urgent" }, verify.ErrMalformed},
+		{"category in capitals", func(m *verify.Manifest) { m.Category = "Security" }, verify.ErrMalformed},
+		{"33 requirements", func(m *verify.Manifest) {
+			for i := range verify.MaxRequires + 1 {
+				m.Requires = append(m.Requires, verify.Requirement{Component: fmt.Sprint("c", i), Version: "^1"})
+			}
+		}, verify.ErrMalformed},
+		{"requirement without a component", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Version: ">=1.4"}}
+		}, verify.ErrMalformed},
+		{"requirement on a bad name", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "fw ware", Version: ">=1.4"}}
+		}, verify.ErrMalformed},
+		{"requirement without a constraint", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "firmware"}}
+		}, verify.ErrMalformed},
+		{"requirement with a bad constraint", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "firmware", Version: ">=one"}}
+		}, verify.ErrMalformed},
+		{"requirement with a long constraint", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.0.0" + strings.Repeat(", >=1.0.0", 40)}}
+		}, verify.ErrMalformed},
+		{"requirement on its own component", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: m.Component, Version: ">=1.0.0"}}
+		}, verify.ErrMalformed},
+		{"component required twice", func(m *verify.Manifest) {
+			m.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.4"}, {Component: "firmware", Version: "<2"}}
+		}, verify.ErrMalformed},
 		{"floor above version", func(m *verify.Manifest) { m.Floor = "2.1.1" }, verify.ErrMalformed},
 		{"bad floor", func(m *verify.Manifest) { m.Floor = "two" }, verify.ErrMalformed},
 		{"no issued", func(m *verify.Manifest) { m.Issued = time.Time{} }, verify.ErrMalformed},
@@ -79,6 +118,65 @@ func TestManifestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A manifest that names no category and no requirements encodes without
+// those fields, so terminals whose strict decoders predate them still
+// accept it, and manifests signed before them still verify.
+func TestManifestWithoutCatalogFieldsEncodesAsBefore(t *testing.T) {
+	data, err := json.Marshal(validManifest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"category"`, `"requires"`} {
+		if bytes.Contains(data, []byte(field)) {
+			t.Errorf("manifest without %s encodes it: %s", field, data)
+		}
+	}
+	m, err := verify.ParseManifest(data)
+	if err != nil {
+		t.Fatalf("ParseManifest: %v", err)
+	}
+	if m.Category != "" || m.Requires != nil {
+		t.Errorf("Category %q, Requires %v; want none", m.Category, m.Requires)
+	}
+}
+
+func TestManifestCatalogFieldsRoundTrip(t *testing.T) {
+	in := validManifest(t)
+	in.Category = verify.CategorySecurity
+	in.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.4"}}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"category":"security"`)) ||
+		!bytes.Contains(data, []byte(`"requires":[{"component":"firmware","version":"\u003e=1.4"}]`)) {
+		t.Errorf("encoding: %s", data)
+	}
+	m, err := verify.ParseManifest(data)
+	if err != nil {
+		t.Fatalf("ParseManifest: %v", err)
+	}
+	if m.Category != verify.CategorySecurity || len(m.Requires) != 1 || m.Requires[0] != in.Requires[0] {
+		t.Errorf("round trip: %q %v", m.Category, m.Requires)
+	}
+	if got := m.Requires[0].String(); got != "firmware >=1.4" {
+		t.Errorf("Requirement.String() = %q", got)
+	}
+}
+
+func TestCategoryValid(t *testing.T) {
+	for _, c := range []verify.Category{verify.CategorySecurity, verify.CategoryFeature, verify.CategoryMaintenance} {
+		if !c.Valid() {
+			t.Errorf("%q not valid", c)
+		}
+	}
+	for _, c := range []verify.Category{"", "Security", "bugfix"} {
+		if c.Valid() {
+			t.Errorf("%q valid", c)
+		}
 	}
 }
 
