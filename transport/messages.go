@@ -194,6 +194,10 @@ const (
 	ReasonAttempts       Reason = "attempts_exhausted"
 	ReasonRollbackFailed Reason = "rollback_failed"
 	ReasonInternal       Reason = "internal"
+
+	// ReasonRequirementUnmet: the release needs another component at a
+	// version the terminal does not have yet (see verify.Requirement).
+	ReasonRequirementUnmet Reason = "requirement_unmet"
 )
 
 // ReportRequest reports the end of an update attempt. ID is chosen by the

@@ -18,12 +18,17 @@ var (
 	ErrUpToDate = errors.New("release: up to date")
 	// ErrNoRelease matches when nothing is published for the terminal.
 	ErrNoRelease = errors.New("release: no release")
+	// ErrRequirementUnmet matches a release that needs another component
+	// at a version the terminal does not have (see verify.Requirement): not
+	// yet, or, from [Plan], not by any release published for it.
+	ErrRequirementUnmet = errors.New("release: requirement unmet")
 )
 
 // Error says why a release is not offered to, or not accepted by, a
 // terminal. Reason is the stable code a report or check response carries.
-// It matches [ErrIncompatible], [ErrUpToDate], [ErrNoRelease] or
-// verify.ErrDowngrade by its reason.
+// It matches [ErrIncompatible], [ErrUpToDate], [ErrNoRelease],
+// [ErrRequirementUnmet], verify.ErrDowngrade or verify.ErrMalformed by its
+// reason.
 type Error struct {
 	Release string // component@version; empty when no release is concerned
 	Reason  transport.Reason
@@ -46,6 +51,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrUpToDate
 	case transport.ReasonNoRelease:
 		return target == ErrNoRelease
+	case transport.ReasonRequirementUnmet:
+		return target == ErrRequirementUnmet
 	case transport.ReasonDowngrade:
 		return target == verify.ErrDowngrade
 	case transport.ReasonMalformed:

@@ -22,10 +22,12 @@ type Release struct {
 	Component         string
 	Version           string
 	Kind              verify.Kind
-	Channel           string   // empty means DefaultChannel
-	Models            []string // empty means any model
-	HardwareRevisions []string // empty means any revision
-	From              []string // constraints on the installed version; empty means any
+	Category          verify.Category      // empty when the manifest names none
+	Requires          []verify.Requirement // what the terminal must have before it installs the release
+	Channel           string               // empty means DefaultChannel
+	Models            []string             // empty means any model
+	HardwareRevisions []string             // empty means any revision
+	From              []string             // constraints on the installed version; empty means any
 	Floor             string
 	Downgrade         bool
 	Expires           time.Time // zero means never
@@ -37,6 +39,8 @@ func FromManifest(m *verify.Manifest, channel string) Release {
 		Component:         m.Component,
 		Version:           m.Version,
 		Kind:              m.Kind,
+		Category:          m.Category,
+		Requires:          m.Requires,
 		Channel:           channel,
 		Models:            m.Models,
 		HardwareRevisions: m.HardwareRevisions,
@@ -70,11 +74,22 @@ type Device struct {
 
 // Compatible reports whether r may be installed on d: the model and
 // hardware revision are among r's, the installed version satisfies one of
-// r's From constraints, and r's version is neither below d's floor nor,
-// unless r allows a downgrade, below the installed version. It returns nil
-// or an [*Error]; a release equal to the installed version is
-// [ErrUpToDate]. Channel and expiry are targeting, left to [Negotiate].
+// r's From constraints, r's version is neither below d's floor nor, unless
+// r allows a downgrade, below the installed version, and d already has
+// every component r requires at a version that satisfies it. It returns
+// nil or an [*Error]; a release equal to the installed version is
+// [ErrUpToDate], one whose requirements d does not meet yet is
+// [ErrRequirementUnmet] ([Plan] finds the releases that meet them). Channel
+// and expiry are targeting, left to [Negotiate] and [Plan].
 func Compatible(d Device, r Release) error {
+	if err := compatible(d, r); err != nil {
+		return err
+	}
+	return requirementsMet(d, r, version.Satisfies)
+}
+
+// compatible is Compatible without the requirements.
+func compatible(d Device, r Release) error {
 	refuse := func(reason transport.Reason, format string, args ...any) error {
 		return &Error{Release: r.ID(), Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
@@ -112,6 +127,37 @@ func Compatible(d Device, r Release) error {
 	return nil
 }
 
+// requirementsMet checks r's requirements against what d has installed,
+// with satisfies to match a version against a constraint.
+func requirementsMet(d Device, r Release, satisfies func(v, c string) (bool, error)) error {
+	for _, req := range r.Requires {
+		ok, inst, err := met(d, req, satisfies)
+		switch {
+		case err != nil:
+			return &Error{Release: r.ID(), Reason: transport.ReasonMalformed, Detail: err.Error()}
+		case ok:
+			continue
+		case inst == "":
+			return &Error{Release: r.ID(), Reason: transport.ReasonRequirementUnmet,
+				Detail: fmt.Sprintf("needs %s %s, which is not installed", req.Component, req.Version)}
+		}
+		return &Error{Release: r.ID(), Reason: transport.ReasonRequirementUnmet,
+			Detail: fmt.Sprintf("needs %s %s; %s is installed", req.Component, req.Version, inst)}
+	}
+	return nil
+}
+
+// met reports whether d's installed version of req's component satisfies
+// it, and what that version is ("" when the component is not installed).
+func met(d Device, req verify.Requirement, satisfies func(v, c string) (bool, error)) (bool, string, error) {
+	inst := d.Components[req.Component].Version
+	if inst == "" {
+		return false, "", nil
+	}
+	ok, err := satisfies(inst, req.Version)
+	return ok, inst, err
+}
+
 func satisfiesAny(v string, constraints []string) (bool, error) {
 	for _, c := range constraints {
 		ok, err := version.Satisfies(v, c)
@@ -132,7 +178,8 @@ var kindOrder = map[verify.Kind]int{verify.KindFirmware: 0, verify.KindApplicati
 // Negotiate picks the release to offer d from catalog at time now: among
 // releases on d's channel, not expired and [Compatible], the newest of each
 // component; of those, firmware first, then applications, then parameters,
-// then by component name. With nothing to offer it returns an [*Error] whose
+// then by component name. A release whose requirements d does not meet yet
+// is not among them: [Plan] orders the releases that meet them first. With nothing to offer it returns an [*Error] whose
 // reason is the most useful one: why a newer release was refused (a
 // downgrade below the floor, an incompatibility), else up to date, else no
 // release for this terminal.
@@ -141,11 +188,8 @@ func Negotiate(d Device, catalog []Release, now time.Time) (Release, error) {
 	var refusal *Error
 	var seen bool
 	for _, r := range catalog {
-		if r.channel() != cmp.Or(d.Channel, DefaultChannel) || (!r.Expires.IsZero() && !now.Before(r.Expires)) {
-			continue
-		}
-		if len(r.Models) > 0 && !slices.Contains(r.Models, d.Model) {
-			continue // another model's release says nothing about this terminal
+		if !targets(d, r, now) {
+			continue // another channel's, or another model's, release says nothing about this terminal
 		}
 		seen = true
 		if err := Compatible(d, r); err != nil {
@@ -177,6 +221,13 @@ func Negotiate(d Device, catalog []Release, now time.Time) (Release, error) {
 		return cmp.Or(cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]), strings.Compare(a.Component, b.Component))
 	})
 	return offers[0], nil
+}
+
+// targets reports whether r is published for d at now: on d's channel,
+// not expired, and for d's model.
+func targets(d Device, r Release, now time.Time) bool {
+	return r.channel() == cmp.Or(d.Channel, DefaultChannel) && (r.Expires.IsZero() || now.Before(r.Expires)) &&
+		(len(r.Models) == 0 || slices.Contains(r.Models, d.Model))
 }
 
 // newer reports whether r is above what d has installed: only a refused

@@ -28,6 +28,21 @@ func fw(v string, mods ...func(*release.Release)) release.Release {
 	return r
 }
 
+func app(v string, mods ...func(*release.Release)) release.Release {
+	r := release.Release{Component: "payment-app", Version: v, Kind: verify.KindApplication}
+	for _, m := range mods {
+		m(&r)
+	}
+	return r
+}
+
+// requires adds a requirement on component at constraint.
+func requires(component, constraint string) func(*release.Release) {
+	return func(r *release.Release) {
+		r.Requires = append(r.Requires, verify.Requirement{Component: component, Version: constraint})
+	}
+}
+
 func TestCompatible(t *testing.T) {
 	withFloor := func(floor string) release.Device {
 		d := device("firmware", "1.2.0")
@@ -63,6 +78,24 @@ func TestCompatible(t *testing.T) {
 		{"upgrade above floor", withFloor("1.2.0"), fw("1.3.0"), "", nil},
 		{"bad installed version", device("firmware", "banana"), fw("1.1.0", func(r *release.Release) { r.From = []string{"~1.0"} }),
 			transport.ReasonMalformed, verify.ErrMalformed},
+		{"requirement met", device("firmware", "1.4.0", "payment-app", "1.0.0"), app("2.0.0", requires("firmware", ">=1.4")), "", nil},
+		{"requirements met", device("firmware", "1.4.0", "payment-app", "1.0.0", "params", "3.2.0"),
+			app("2.0.0", requires("firmware", ">=1.4"), requires("params", "^3")), "", nil},
+		{"required version too old", device("firmware", "1.3.9", "payment-app", "1.0.0"), app("2.0.0", requires("firmware", ">=1.4")),
+			transport.ReasonRequirementUnmet, release.ErrRequirementUnmet},
+		{"second requirement unmet", device("firmware", "1.4.0", "params", "2.0.0"),
+			app("2.0.0", requires("firmware", ">=1.4"), requires("params", "^3")), transport.ReasonRequirementUnmet, release.ErrRequirementUnmet},
+		{"required component not installed", device("payment-app", "1.0.0"), app("2.0.0", requires("firmware", ">=1.4")),
+			transport.ReasonRequirementUnmet, release.ErrRequirementUnmet},
+		{"required version too new", device("firmware", "2.0.0"), app("2.0.0", requires("firmware", ">=1.4, <2.0.0")),
+			transport.ReasonRequirementUnmet, release.ErrRequirementUnmet},
+		{"wrong model before requirements", device("payment-app", "1.0.0"),
+			app("2.0.0", requires("firmware", ">=1.4"), func(r *release.Release) { r.Models = []string{"A9"} }),
+			transport.ReasonIncompatible, release.ErrIncompatible},
+		{"installed before requirements", device("payment-app", "2.0.0"), app("2.0.0", requires("firmware", ">=1.4")),
+			transport.ReasonUpToDate, release.ErrUpToDate},
+		{"bad installed version of a required component", device("firmware", "banana"), app("2.0.0", requires("firmware", ">=1.4")),
+			transport.ReasonMalformed, verify.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,13 +121,6 @@ func TestCompatible(t *testing.T) {
 }
 
 func TestNegotiate(t *testing.T) {
-	app := func(v string, mods ...func(*release.Release)) release.Release {
-		r := release.Release{Component: "payment-app", Version: v, Kind: verify.KindApplication}
-		for _, m := range mods {
-			m(&r)
-		}
-		return r
-	}
 	params := release.Release{Component: "params", Version: "2.0.0", Kind: verify.KindParameters}
 	tests := []struct {
 		name    string
@@ -132,6 +158,10 @@ func TestNegotiate(t *testing.T) {
 			return d
 		}(), []release.Release{fw("1.2.0", func(r *release.Release) { r.Downgrade = true })}, "", transport.ReasonDowngrade},
 		{"a new component is offered", device("firmware", "1.0.0"), []release.Release{app("1.0.0")}, "payment-app@1.0.0", ""},
+		{"a release whose requirement is unmet is not offered", device("firmware", "1.0.0", "payment-app", "1.0.0"),
+			[]release.Release{app("2.0.0", requires("firmware", ">=1.4")), app("1.1.0")}, "payment-app@1.1.0", ""},
+		{"unmet requirement is the reason", device("firmware", "1.0.0", "payment-app", "1.0.0"),
+			[]release.Release{app("2.0.0", requires("firmware", ">=1.4"))}, "", transport.ReasonRequirementUnmet},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,8 +182,12 @@ func TestNegotiate(t *testing.T) {
 
 func TestFromManifest(t *testing.T) {
 	m := &verify.Manifest{Component: "firmware", Version: "1.1.0", Kind: verify.KindFirmware, Models: []string{"P300"},
-		HardwareRevisions: []string{"B"}, From: []string{"~1.0"}, Floor: "1.0.0", Downgrade: true, Expires: now}
+		HardwareRevisions: []string{"B"}, From: []string{"~1.0"}, Floor: "1.0.0", Downgrade: true, Expires: now,
+		Category: verify.CategorySecurity, Requires: []verify.Requirement{{Component: "bootloader", Version: ">=2"}}}
 	r := release.FromManifest(m, "beta")
+	if r.Category != verify.CategorySecurity || len(r.Requires) != 1 || r.Requires[0] != m.Requires[0] {
+		t.Errorf("FromManifest: category %q, requires %v", r.Category, r.Requires)
+	}
 	if r.ID() != "firmware@1.1.0" || r.Channel != "beta" || r.Kind != verify.KindFirmware || r.Floor != "1.0.0" ||
 		!r.Downgrade || !r.Expires.Equal(now) || r.Models[0] != "P300" || r.HardwareRevisions[0] != "B" || r.From[0] != "~1.0" {
 		t.Errorf("FromManifest = %+v", r)
