@@ -129,16 +129,22 @@ func (s *Server) catalog(ctx context.Context) ([]*published, error) {
 
 // PublishedRelease is a release as operators see it.
 type PublishedRelease struct {
-	ID        string           `json:"id"`
-	Kind      verify.Kind      `json:"kind"`
-	Channel   string           `json:"channel"`
-	Models    []string         `json:"models,omitempty"`
-	From      []string         `json:"from,omitempty"`
-	Size      int64            `json:"size"`
-	Digest    verify.Digest    `json:"digest"`
-	Expires   time.Time        `json:"expires"`
-	Policy    transport.Policy `json:"policy"`
-	Published time.Time        `json:"published"`
+	ID   string      `json:"id"`
+	Kind verify.Kind `json:"kind"`
+	// Category is security, feature or maintenance; empty when the
+	// manifest names none.
+	Category verify.Category `json:"category,omitempty"`
+	Channel  string          `json:"channel"`
+	Models   []string        `json:"models,omitempty"`
+	From     []string        `json:"from,omitempty"`
+	// Requires are the components a terminal must have before it
+	// installs the release.
+	Requires  []verify.Requirement `json:"requires,omitempty"`
+	Size      int64                `json:"size"`
+	Digest    verify.Digest        `json:"digest"`
+	Expires   time.Time            `json:"expires"`
+	Policy    transport.Policy     `json:"policy"`
+	Published time.Time            `json:"published"`
 }
 
 // ListReleases lists the published releases, oldest publication first.
@@ -150,7 +156,8 @@ func (s *Server) ListReleases(ctx context.Context) ([]PublishedRelease, error) {
 	out := make([]PublishedRelease, len(cat))
 	for i, p := range cat {
 		out[i] = PublishedRelease{
-			ID: p.rel.ID(), Kind: p.rel.Kind, Channel: p.rel.Channel, Models: p.rel.Models, From: p.rel.From,
+			ID: p.rel.ID(), Kind: p.rel.Kind, Category: p.rel.Category, Channel: p.rel.Channel, Models: p.rel.Models,
+			From: p.rel.From, Requires: p.rel.Requires,
 			Size: p.manifest.Artifact.Size, Digest: p.manifest.Artifact.Digest, Expires: p.rel.Expires,
 			Policy: p.policy, Published: p.at,
 		}

@@ -4,8 +4,8 @@
 //
 // It composes the other packages: releases published from `release pack`
 // output and verified against the root keys before they are offered
-// (verify), negotiation of the release that fits each terminal
-// (update/release), staged rollouts (update/rollout), liveness from
+// (verify), the plan of releases that fits each terminal (update/release),
+// staged rollouts (update/rollout), liveness from
 // heartbeats (heartbeat), the HTTP handler (transport/httptransport) and
 // the fleet store (update/server/store).
 //
@@ -34,6 +34,16 @@
 // that finishes a device decides its rollout again, which opens the next
 // stage or halts the rollout on failures; terminals that have gone silent
 // are offline, never failed. Each change lands in the audit log.
+//
+// # Requirements and security releases
+//
+// A release may require other components at some version (an application
+// that needs firmware ">= 1.4"). A check offers the terminal a plan: the
+// releases that meet the requirements first, then the release itself,
+// each step only as its own release's rollouts allow. A release may also
+// say it is a security release; each terminal's listing and the
+// inventory show the oldest security release it lacks and since when, so
+// operators see who is behind.
 //
 // # Operators
 //

@@ -497,7 +497,8 @@ func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
 					d = d.Observe(p, "", now)
 				}
 			}
-			if r := t.LastResult; r != nil && r.Release == ro.def.Release && !r.At.Before(ro.rec.CreatedAt) {
+			if r := t.LastResult; r != nil && r.Release == ro.def.Release && !r.At.Before(ro.rec.CreatedAt) &&
+				!notYet(transport.Outcome(r.Outcome), transport.Reason(r.Reason)) {
 				// A report recorded with the terminal whose rollout write
 				// was lost (its replica failed between the two).
 				reason := transport.Reason(r.Reason)
@@ -578,7 +579,7 @@ type grant struct {
 // now. It returns the first rollout's grant, or nil and how long the
 // terminal should wait before asking again (zero when waiting will not
 // help). A terminal a rollout targets is tracked in it on its first check.
-func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, dev release.Device, p *published, now time.Time) (*grant, time.Duration, error) {
+func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, dev release.Device, p *published, all []release.Release, now time.Time) (*grant, time.Duration, error) {
 	if p.rel.Channel != cmp.Or(dev.Channel, release.DefaultChannel) {
 		return nil, 0, nil // this publication is not for the terminal: negotiation skips it
 	}
@@ -608,7 +609,7 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 			g.state = decodeDevice(g.stored)
 		case errors.Is(err, store.ErrNotFound):
 			var ok bool
-			if g.state, ok = track(ro.def, t.ID, dev, p.rel, now); !ok {
+			if g.state, ok = track(ro.def, t.ID, dev, p.rel, all, now); !ok {
 				continue // the release does not fit the terminal
 			}
 			if ro.doc.State == rollout.StateCompleted && reachesAll(ro.def, now) {
@@ -651,16 +652,30 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 
 // track returns the state of terminal id entering rollout r of release
 // rel, and false if rel does not fit it. A terminal that already runs rel
-// has succeeded.
-func track(r rollout.Rollout, id string, dev release.Device, rel release.Release, now time.Time) (rollout.DeviceState, bool) {
+// has succeeded. A terminal that lacks what rel requires fits when the
+// releases published (all) can give it that first: its plan installs them
+// before rel.
+func track(r rollout.Rollout, id string, dev release.Device, rel release.Release, all []release.Release, now time.Time) (rollout.DeviceState, bool) {
 	d := rollout.Track(r, id)
 	switch err := release.Compatible(dev, rel); {
 	case err == nil:
 		return d, true
 	case errors.Is(err, release.ErrUpToDate):
 		return d.Observe(rollout.PhaseSucceeded, "", now), true
+	case errors.Is(err, release.ErrRequirementUnmet):
+		_, err := release.PlanFor(dev, rel, all, now)
+		return d, err == nil
 	}
 	return d, false
+}
+
+// releases are the published releases, as negotiation takes them.
+func releases(cat []*published) []release.Release {
+	out := make([]release.Release, len(cat))
+	for i, p := range cat {
+		out[i] = p.rel
+	}
+	return out
 }
 
 // reachesAll reports whether a completed rollout covered its whole target
@@ -732,6 +747,14 @@ func (s *Server) commitOffer(ctx context.Context, g *grant, now time.Time) (bool
 	return true, 0, nil
 }
 
+// notYet reports whether a report says the terminal refused a release
+// only because it lacks what the release requires: it looked at a later
+// step of its plan before the steps that meet them. That is no failure of
+// the release; the device stays where it is in the release's rollouts.
+func notYet(o transport.Outcome, reason transport.Reason) bool {
+	return o == transport.OutcomeRefused && reason == transport.ReasonRequirementUnmet
+}
+
 // observeReport moves a device on in the rollouts of the release it
 // reports on, and decides a rollout again when the device finished.
 //
@@ -745,6 +768,9 @@ func (s *Server) observeReport(ctx context.Context, deviceID string, req *transp
 	governed, err := s.rolloutsByRelease(ctx)
 	if err != nil {
 		return err
+	}
+	if notYet(req.Outcome, req.Reason) {
+		return nil
 	}
 	phase := rollout.PhaseOf(req.Outcome, req.Reason)
 	for _, ro := range governed[req.Release] {
@@ -840,6 +866,7 @@ func (s *Server) createRollout(ctx context.Context, spec RolloutSpec) (RolloutSt
 // release fits, and returns how many.
 func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*published, now time.Time) (int, error) {
 	n, after := 0, ""
+	all := releases(cat)
 	for {
 		page, err := s.store.ListTerminals(ctx, after, pageSize)
 		if err != nil {
@@ -858,7 +885,7 @@ func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*pub
 			if i < 0 {
 				continue
 			}
-			d, ok := track(def, t.ID, dev, cat[i].rel, now)
+			d, ok := track(def, t.ID, dev, cat[i].rel, all, now)
 			if !ok || d.Stage == rollout.NoBatch {
 				continue
 			}

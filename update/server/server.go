@@ -36,6 +36,9 @@ const (
 	// maxHistory is how many of a terminal's latest reports Terminals
 	// lists with it.
 	maxHistory = 32
+	// maxOffers bounds the steps of a plan one check offers: as many as
+	// the agent looks at.
+	maxOffers = 8
 )
 
 // Config configures a [Server]. Keys and one of Enrollment or Enroll are
@@ -332,10 +335,14 @@ func (s *Server) beat(ctx context.Context, b store.Heartbeat) ([]string, error) 
 	return res[0].Directives, res[0].Err
 }
 
-// Check offers the release that fits the terminal, if any. A release that
-// a rollout governs is offered only as the rollout allows (see
-// [Server.CreateRollout]); one without a rollout is offered to every
-// terminal it fits.
+// Check offers the releases the terminal should install, in the order to
+// install them (see release.Plan): a release whose requirements the
+// terminal does not meet yet comes after the releases that meet them. A
+// release that a rollout governs is offered only as the rollout allows
+// (see [Server.CreateRollout]), whether the terminal is due it for itself
+// or to meet another's requirement; one without a rollout is offered to
+// every terminal it fits. At most eight steps are offered at once: the
+// terminal installs one at a time and checks again.
 func (s *Server) Check(ctx context.Context, deviceID string, req *transport.CheckRequest) (*transport.CheckResponse, error) {
 	now := s.cfg.Now()
 	t, err := s.store.Terminal(ctx, deviceID)
@@ -373,25 +380,27 @@ func (s *Server) Check(ctx context.Context, deviceID string, req *transport.Chec
 
 	retry := s.cfg.CheckRetryAfter
 	held := false // a rollout holds back a release that fits
+	all := releases(cat)
 	candidates := make([]release.Release, 0, len(cat))
+	offerable := make(map[string]*published, len(cat)) // by ID and channel
 	grants := map[*published]*grant{}
 	for _, p := range cat {
 		rs := governed[p.rel.ID()]
-		if len(rs) == 0 {
-			candidates = append(candidates, p.rel)
-			continue
-		}
-		g, wait, err := s.admit(ctx, rs, t, dev, p, now)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case g != nil:
-			candidates = append(candidates, p.rel)
+		if len(rs) > 0 {
+			g, wait, err := s.admit(ctx, rs, t, dev, p, all, now)
+			if err != nil {
+				return nil, err
+			}
+			if g == nil {
+				if wait > 0 {
+					held, retry = true, min(retry, wait)
+				}
+				continue
+			}
 			grants[p] = g
-		case wait > 0:
-			held, retry = true, min(retry, wait)
 		}
+		candidates = append(candidates, p.rel)
+		offerable[pubKey(p.rel)] = p
 	}
 	answer := func(reason transport.Reason) *transport.CheckResponse {
 		if held && (reason == transport.ReasonUpToDate || reason == transport.ReasonNoRelease) {
@@ -399,7 +408,7 @@ func (s *Server) Check(ctx context.Context, deviceID string, req *transport.Chec
 		}
 		return &transport.CheckResponse{Reason: reason, RetryAfterSeconds: max(1, int(retry/time.Second))}
 	}
-	r, err := release.Negotiate(dev, candidates, now)
+	plan, err := release.Plan(dev, candidates, now)
 	if err != nil {
 		var re *release.Error
 		if errors.As(err, &re) {
@@ -407,26 +416,38 @@ func (s *Server) Check(ctx context.Context, deviceID string, req *transport.Chec
 		}
 		return nil, err
 	}
-	for _, p := range cat {
-		if p.rel.ID() != r.ID() || p.rel.Channel != r.Channel {
-			continue
-		}
+	var offers []transport.Offer
+	for _, r := range plan[:min(len(plan), maxOffers)] {
+		p := offerable[pubKey(r)]
 		policy := p.policy
 		if g := grants[p]; g != nil {
-			ok, wait, err := s.commitOffer(ctx, g, now)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				held, retry = true, min(retry, wait)
-				return answer(transport.ReasonNoRelease), nil
+			// A step the terminal can take now is a start its rollout
+			// counts; one that waits for the steps before it is counted
+			// when the terminal, having taken them, checks again.
+			if release.Compatible(dev, r) == nil {
+				ok, wait, err := s.commitOffer(ctx, g, now)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					// Its rollout's cap was taken meanwhile: the plan
+					// stops short of it, and what follows may need it.
+					held, retry = true, min(retry, wait)
+					break
+				}
 			}
 			policy = mergePolicy(policy, g.policy)
 		}
-		return &transport.CheckResponse{Offers: []transport.Offer{{Bundle: p.bundle, Policy: policy}}}, nil
+		offers = append(offers, transport.Offer{Bundle: p.bundle, Policy: policy})
 	}
-	return answer(transport.ReasonNoRelease), nil
+	if len(offers) == 0 {
+		return answer(transport.ReasonNoRelease), nil
+	}
+	return &transport.CheckResponse{Offers: offers}, nil
 }
+
+// pubKey names a publication: a release on a channel.
+func pubKey(r release.Release) string { return r.ID() + " " + r.Channel }
 
 // mergePolicy adds a rollout's deadline to a release's own policy: the
 // earlier deadline wins, and either may make the offer blocking.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update/release"
 	"github.com/upkeephq/upkeep/update/server/store"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -39,6 +42,16 @@ type Terminal struct {
 	RegisteredAt time.Time                 `json:"registered_at,omitzero"`
 	LastSeen     time.Time                 `json:"last_seen,omitzero"`
 	Online       bool                      `json:"online"`
+	// SecurityPending is the oldest security release published for the
+	// terminal that it has not installed: one on its channel, for its
+	// model and hardware revision, of a component it has, above the
+	// version it runs (whether or not a rollout has reached it yet, or it
+	// has expired). Empty when none is. SecurityPendingSince is when that
+	// release was published, and SecurityPendingDays how many whole days
+	// ago: how long the terminal has gone without a security fix.
+	SecurityPending      string    `json:"security_pending,omitempty"`
+	SecurityPendingSince time.Time `json:"security_pending_since,omitzero"`
+	SecurityPendingDays  int       `json:"security_pending_days"`
 }
 
 // TerminalQuery selects a page of terminals.
@@ -59,10 +72,14 @@ func (s *Server) ListTerminals(ctx context.Context, q TerminalQuery) ([]Terminal
 	if err != nil {
 		return nil, fromStore(err, "list terminals")
 	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	out := make([]Terminal, len(ts))
 	for i, t := range ts {
-		out[i] = s.terminal(t, now)
+		out[i] = s.terminal(t, cat, now)
 		if q.Reports > 0 {
 			if out[i].Reports, err = s.reports(ctx, t.ID, q.Reports); err != nil {
 				return nil, err
@@ -78,7 +95,11 @@ func (s *Server) Terminal(ctx context.Context, deviceID string) (Terminal, error
 	if err != nil {
 		return Terminal{}, fromStore(err, "no terminal %q", deviceID)
 	}
-	out := s.terminal(t, s.cfg.Now())
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return Terminal{}, err
+	}
+	out := s.terminal(t, cat, s.cfg.Now())
 	out.Reports, err = s.reports(ctx, deviceID, maxHistory)
 	return out, err
 }
@@ -94,7 +115,7 @@ func (s *Server) Terminals() []Terminal {
 	return out
 }
 
-func (s *Server) terminal(t store.Terminal, now time.Time) Terminal {
+func (s *Server) terminal(t store.Terminal, cat []*published, now time.Time) Terminal {
 	out := Terminal{DeviceID: t.ID, Serial: t.Serial, Model: t.Model, HardwareRevision: t.HardwareRevision,
 		Channel: t.Channel, Group: t.Group, Tags: t.Tags, Components: fromStoreComponents(t.Components),
 		State: t.Status.State, Release: t.Status.Release, Waiting: t.Status.Waiting,
@@ -102,7 +123,36 @@ func (s *Server) terminal(t store.Terminal, now time.Time) Terminal {
 	if !t.LastSeen.IsZero() {
 		out.Online = s.online(t, now)
 	}
+	if p := securityPending(t, cat); p != nil {
+		out.SecurityPending, out.SecurityPendingSince = p.rel.ID(), p.at
+		out.SecurityPendingDays = max(0, int(now.Sub(p.at)/(24*time.Hour)))
+	}
 	return out
+}
+
+// securityPending returns the oldest publication of a security release
+// for t above the version of its component that t runs, or nil.
+func securityPending(t store.Terminal, cat []*published) *published {
+	var oldest *published
+	for _, p := range cat {
+		r := p.rel
+		if r.Category != verify.CategorySecurity || r.Channel != cmp.Or(t.Channel, release.DefaultChannel) ||
+			(len(r.Models) > 0 && !slices.Contains(r.Models, t.Model)) ||
+			(len(r.HardwareRevisions) > 0 && !slices.Contains(r.HardwareRevisions, t.HardwareRevision)) {
+			continue
+		}
+		i := slices.IndexFunc(t.Components, func(c store.Component) bool { return c.Name == r.Component })
+		if i < 0 {
+			continue // a fix for what the terminal does not run
+		}
+		if behind, err := version.Less(t.Components[i].Version, r.Version); err != nil || !behind {
+			continue
+		}
+		if oldest == nil || p.at.Before(oldest.at) {
+			oldest = p
+		}
+	}
+	return oldest
 }
 
 func (s *Server) reports(ctx context.Context, deviceID string, n int) ([]transport.ReportRequest, error) {
@@ -179,16 +229,23 @@ func checkLabels(group string, tags []string) error {
 // inventoryHeader are the columns of the inventory export.
 var inventoryHeader = []string{"device_id", "serial", "model", "hardware_revision", "channel", "group", "tags",
 	"components", "state", "release", "waiting", "online", "last_seen", "last_release", "last_outcome",
-	"last_reason", "last_result_at", "registered_at"}
+	"last_reason", "last_result_at", "registered_at", "security_pending", "security_pending_since",
+	"security_pending_days"}
 
 // WriteInventory writes the fleet as CSV, a header then one row per
 // terminal by device ID: identity, labels, components as
 // "name=version" joined by ';', the latest heartbeat's state, liveness,
-// and the last result with its reason code. Times are RFC 3339 in UTC. A
-// cell a spreadsheet would take for a formula is prefixed with "'".
+// the last result with its reason code, and the oldest security release
+// it lacks with when it was published and how many days ago (see
+// [Terminal]; empty cells when none). Times are RFC 3339 in UTC. A cell a
+// spreadsheet would take for a formula is prefixed with "'".
 func (s *Server) WriteInventory(ctx context.Context, w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(inventoryHeader); err != nil {
+		return err
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
 		return err
 	}
 	now := s.cfg.Now()
@@ -199,16 +256,20 @@ func (s *Server) WriteInventory(ctx context.Context, w io.Writer) error {
 			return fromStore(err, "list terminals")
 		}
 		for _, st := range page {
-			t := s.terminal(st, now)
+			t := s.terminal(st, cat, now)
 			comps := make([]string, len(t.Components))
 			for i, c := range t.Components {
 				comps[i] = c.Name + "=" + c.Version
 			}
 			row := []string{t.DeviceID, t.Serial, t.Model, t.HardwareRevision, t.Channel, t.Group,
 				strings.Join(t.Tags, " "), strings.Join(comps, ";"), t.State, t.Release, t.Waiting,
-				strconv.FormatBool(t.Online), csvTime(t.LastSeen), "", "", "", "", csvTime(t.RegisteredAt)}
+				strconv.FormatBool(t.Online), csvTime(t.LastSeen), "", "", "", "", csvTime(t.RegisteredAt),
+				t.SecurityPending, csvTime(t.SecurityPendingSince), ""}
 			if r := t.LastResult; r != nil {
 				row[13], row[14], row[15], row[16] = r.Release, string(r.Outcome), string(r.Reason), csvTime(r.At)
+			}
+			if t.SecurityPending != "" {
+				row[len(row)-1] = strconv.Itoa(t.SecurityPendingDays) // security_pending_days
 			}
 			for i := range row {
 				row[i] = csvCell(row[i])
