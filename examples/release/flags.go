@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/upkeephq/upkeep/verify"
 )
 
 // parseDuration parses a positive duration: Go's syntax (720h, 1h30m) or a
@@ -126,4 +128,57 @@ func (f *listFlag) String() string {
 		return ""
 	}
 	return strings.Join(f.items, f.sep)
+}
+
+// requiresFlag is a repeatable flag.Value of requirements. Each value
+// lists them separated by ',' or ';', each a component name and a version
+// constraint ("firmware>=1.4", "params ^3"). An item that starts with an
+// operator (= ! < > ~ ^) continues the constraint before it in the same
+// ';'-separated group, so "firmware>=1.4, <2.0.0, params>=3" is two
+// requirements. The constraints themselves are checked with the manifest.
+type requiresFlag struct {
+	items []verify.Requirement
+}
+
+func (f *requiresFlag) Set(s string) error {
+	for _, group := range strings.Split(s, ";") {
+		start := len(f.items)
+		for _, item := range strings.Split(group, ",") {
+			item = strings.TrimSpace(item)
+			switch {
+			case item == "":
+				continue
+			case strings.ContainsRune("=!<>~^", rune(item[0])):
+				if len(f.items) == start {
+					return fmt.Errorf("%q: want a component before the constraint, e.g. firmware>=1.4", item)
+				}
+				f.items[len(f.items)-1].Version += ", " + item
+				continue
+			}
+			end := strings.IndexFunc(item, func(r rune) bool {
+				return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._-", r))
+			})
+			if end < 0 || strings.TrimSpace(item[end:]) == "" {
+				return fmt.Errorf("%q: want a component and a version constraint, e.g. firmware>=1.4", item)
+			}
+			f.items = append(f.items, verify.Requirement{Component: item[:end], Version: strings.TrimSpace(item[end:])})
+		}
+	}
+	return nil
+}
+
+func (f *requiresFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return requirements(f.items)
+}
+
+// requirements lists reqs as the -requires flag takes them.
+func requirements(reqs []verify.Requirement) string {
+	out := make([]string, len(reqs))
+	for i, r := range reqs {
+		out[i] = r.String()
+	}
+	return strings.Join(out, "; ")
 }

@@ -69,6 +69,11 @@ Commands, and the files they write:
            Reads KEYS/signing.key, KEYS/signing.cert.json and KEYS/root.pub (to
            check that terminals will accept the release). On failure it removes
            what it wrote.
+           The manifest can say why the release exists (-category security,
+           feature or maintenance) and what a terminal must have before it
+           installs it (-requires 'firmware>=1.4, params>=3': a component and
+           a version constraint each); the update server offers those
+           releases first.
 
   verify   Verifies DIR with KEYS/root.pub only (KEYS may also be the root.pub
            file itself): the signatures, the certificate's and the manifest's

@@ -102,9 +102,11 @@ func TestKeygenPackVerify(t *testing.T) {
 	rel := filepath.Join(work, "out", "payment-app-1.2.0")
 	r = tl.must("pack", "-keys", keys, "-in", in, "-component", "payment-app", "-version", "1.2.0", "-out", rel,
 		"-models", "A920, A80", "-hardware", "rev-b", "-from", ">=1.0.0, <1.2.0;~1.1", "-from", "1.1.5",
-		"-floor", "1.0.0", "-chunk-size", "64K", "-expires", "720h")
+		"-floor", "1.0.0", "-chunk-size", "64K", "-expires", "720h",
+		"-category", "security", "-requires", "firmware>=1.4, <2.0.0, params>=3")
 	digest := verify.DigestBytes(data)
-	for _, want := range []string{"payment-app@1.2.0", "300000 bytes in 5 chunks of 65536", string(digest), rel, "2025-07-01T12:00:00Z"} {
+	for _, want := range []string{"payment-app@1.2.0", "300000 bytes in 5 chunks of 65536", string(digest), rel, "2025-07-01T12:00:00Z",
+		"category   security", "requires   firmware >=1.4, <2.0.0; params >=3"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("pack's summary lacks %q:\n%s", want, r.stdout)
 		}
@@ -121,7 +123,8 @@ func TestKeygenPackVerify(t *testing.T) {
 	for _, keyArg := range []string{terminal, filepath.Join(terminal, "root.pub")} {
 		r = tl.must("verify", "-keys", keyArg, rel)
 		for _, want := range []string{"ok         payment-app@1.2.0", "application", "A920, A80", "rev-b",
-			">=1.0.0, <1.2.0; ~1.1; 1.1.5", "floor      1.0.0", "300000 bytes", "2025-07-01T12:00:00Z"} {
+			">=1.0.0, <1.2.0; ~1.1; 1.1.5", "floor      1.0.0", "300000 bytes", "2025-07-01T12:00:00Z",
+			"category   security", "requires   firmware >=1.4, <2.0.0; params >=3"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("verify's output lacks %q:\n%s", want, r.stdout)
 			}
@@ -338,6 +341,11 @@ func TestUsage(t *testing.T) {
 		{"pack with a bad expiry", packArgs("-expires", "-1h"), exitUsage, "must be positive"},
 		{"pack with a bad version", packArgs("-version", "1.0"), exitFailure, "manifest version"},
 		{"pack firmware without models", packArgs("-kind", "firmware"), exitFailure, "firmware must name the models"},
+		{"pack with a bad category", packArgs("-category", "urgent"), exitUsage, `-category "urgent"`},
+		{"pack with a requirement without a component", packArgs("-requires", ">=1.4"), exitUsage, "want a component"},
+		{"pack with a requirement without a constraint", packArgs("-requires", "firmware"), exitUsage, "want a component and a version constraint"},
+		{"pack with a bad requirement constraint", packArgs("-requires", "firmware>=one"), exitFailure, "requirement on firmware"},
+		{"pack requiring its own component", packArgs("-requires", "a>=1"), exitFailure, "requires its own component"},
 		{"pack with a missing input", append(packArgs(), "-in", in+".missing"), exitFailure, "no such file"},
 		{"pack with missing keys", append(packArgs(), "-keys", keys+".missing"), exitFailure, "no such file"},
 		{"verify without a directory", []string{"verify", "-keys", keys}, exitUsage, "want one release directory"},
@@ -424,6 +432,42 @@ func TestParseDuration(t *testing.T) {
 	}
 	if s := (&sizeFlag{1 << 20}).String(); s != "1M" {
 		t.Errorf("sizeFlag.String() = %q", s)
+	}
+}
+
+func TestRequiresFlag(t *testing.T) {
+	tests := []struct {
+		values []string
+		want   string // requirements joined by "; ", or the error
+	}{
+		{[]string{"firmware>=1.4,params>=3"}, "firmware >=1.4; params >=3"},
+		{[]string{"firmware>=1.4, params >=3"}, "firmware >=1.4; params >=3"},
+		{[]string{"firmware >=1.0.0, <2.0.0, params ^3"}, "firmware >=1.0.0, <2.0.0; params ^3"},
+		{[]string{"firmware>=1.4; params>=3"}, "firmware >=1.4; params >=3"},
+		{[]string{"firmware>=1.4", "params>=3"}, "firmware >=1.4; params >=3"},
+		{[]string{"payment-app ~2.1", "", " , "}, "payment-app ~2.1"},
+		{[]string{"firmware>=1.4 || ^2"}, "firmware >=1.4 || ^2"},
+		{[]string{"rev_b.2 =1.0.0"}, "rev_b.2 =1.0.0"},
+		{[]string{">=1.4"}, `error: ">=1.4": want a component before the constraint, e.g. firmware>=1.4`},
+		{[]string{"firmware>=1.4; <2"}, `error: "<2": want a component before the constraint, e.g. firmware>=1.4`},
+		{[]string{"firmware"}, `error: "firmware": want a component and a version constraint, e.g. firmware>=1.4`},
+		{[]string{"firmware1.4"}, `error: "firmware1.4": want a component and a version constraint, e.g. firmware>=1.4`},
+	}
+	for _, tt := range tests {
+		f := &requiresFlag{}
+		var err error
+		for _, v := range tt.values {
+			if err = f.Set(v); err != nil {
+				break
+			}
+		}
+		got := f.String()
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%q: %s, want %s", tt.values, got, tt.want)
+		}
 	}
 }
 

@@ -26,6 +26,10 @@ func pack(ctx context.Context, e *env, args []string) error {
 	from := &listFlag{sep: ";"}
 	fs.Var(from, "from", `version constraint the installed version must meet, e.g. ">=1.0.0, <1.4.0";`+
 		"\nrepeat the flag or separate with ';' for alternatives (empty: any)")
+	requires := &requiresFlag{}
+	fs.Var(requires, "requires", `components a terminal must have first, each with a version constraint,`+
+		"\n"+`e.g. "firmware>=1.4, params>=3"; repeatable (empty: none)`)
+	category := fs.String("category", "", "why the release exists: security, feature or maintenance (empty: unsaid)")
 	floor := fs.String("floor", "", "anti-rollback floor terminals adopt once it is installed")
 	downgrade := fs.Bool("downgrade", false, "allow installing it over a newer version (never below the floor)")
 	expires := &durationFlag{sign.DefaultExpiry}
@@ -46,6 +50,9 @@ func pack(ctx context.Context, e *env, args []string) error {
 	}
 	if k := verify.Kind(*kind); !k.Valid() {
 		return usagef("-kind %q: want firmware, application or parameters", *kind)
+	}
+	if c := verify.Category(*category); c != "" && !c.Valid() {
+		return usagef("-category %q: want security, feature or maintenance", *category)
 	}
 	if n := chunkSize.n; n < verify.MinChunkSize || n > verify.MaxChunkSize {
 		return usagef("-chunk-size %d outside %d..%d", n, verify.MinChunkSize, verify.MaxChunkSize)
@@ -69,6 +76,8 @@ func pack(ctx context.Context, e *env, args []string) error {
 			Component:         *component,
 			Version:           *version,
 			Kind:              verify.Kind(*kind),
+			Category:          verify.Category(*category),
+			Requires:          requires.items,
 			Models:            splitList(*models, ","),
 			HardwareRevisions: splitList(*hardware, ","),
 			From:              from.items,
@@ -94,6 +103,12 @@ func pack(ctx context.Context, e *env, args []string) error {
 			formatTime(c.Expires), formatTime(m.Expires))
 	}
 	fmt.Fprintf(e.stdout, "release    %s (%s)\n", m.ID(), m.Kind)
+	if m.Category != "" {
+		fmt.Fprintf(e.stdout, "category   %s\n", m.Category)
+	}
+	if len(m.Requires) > 0 {
+		fmt.Fprintf(e.stdout, "requires   %s\n", requirements(m.Requires))
+	}
 	fmt.Fprintf(e.stdout, "artifact   %s, %d bytes in %d chunks of %d\n", a.Name, a.Size, len(a.Chunks), a.ChunkSize)
 	fmt.Fprintf(e.stdout, "digest     %s\n", a.Digest)
 	fmt.Fprintf(e.stdout, "signed by  %s (root %s)\n", kd.Signing.ID, kd.RootPublic.ID)

@@ -48,6 +48,12 @@ func verifyCmd(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "models     %s\n", listOrAny(m.Models, ", "))
 	fmt.Fprintf(e.stdout, "hardware   %s\n", listOrAny(m.HardwareRevisions, ", "))
 	fmt.Fprintf(e.stdout, "from       %s\n", listOrAny(m.From, "; "))
+	if m.Category != "" {
+		fmt.Fprintf(e.stdout, "category   %s\n", m.Category)
+	}
+	if len(m.Requires) > 0 {
+		fmt.Fprintf(e.stdout, "requires   %s\n", requirements(m.Requires))
+	}
 	if m.Floor != "" {
 		fmt.Fprintf(e.stdout, "floor      %s\n", m.Floor)
 	}
