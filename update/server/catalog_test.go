@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/upkeephq/upkeep/transport"
+	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/update/fileinstall"
 	"github.com/upkeephq/upkeep/update/server"
 	"github.com/upkeephq/upkeep/verify"
 )
@@ -304,4 +308,37 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// A real agent on firmware 1.0 takes the plan one step a pass: the
+// firmware the app needs, then the app.
+func TestAgentFollowsThePlan(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.publish(e.pack(e.keys, "2.0.0", content(5000, 20), appRelease, requiring("firmware", ">=1.4")))
+	e.publish(e.pack(e.keys, "1.4.0", content(5000, 14)))
+	c, id := e.client("SN-PLAN", "P300")
+	dir := t.TempDir()
+	a, err := update.New(update.Config{
+		Source: c, Keys: e.ring, Installer: &fileinstall.Installer{Path: filepath.Join(dir, "installed.bin")},
+		StateDir: filepath.Join(dir, "state"), Device: update.Device{Model: "P300"},
+		Installed: map[string]string{"firmware": "1.0.0", "payment-app": "1.0.0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"firmware@1.4.0", "payment-app@2.0.0"} {
+		res, err := a.Update(ctx)
+		if err != nil || res.Outcome != transport.OutcomeCommitted || res.Release != want {
+			t.Fatalf("Update = %+v, %v; want %s committed", res, err, want)
+		}
+	}
+	res, err := a.Update(ctx)
+	if err != nil || res.Outcome != "" || res.Reason != transport.ReasonUpToDate {
+		t.Errorf("third pass: %+v, %v; want up to date", res, err)
+	}
+	term := must(e.srv.Terminal(ctx, id))
+	if got := fmt.Sprint(term.Components); got != "[{firmware 1.4.0 } {payment-app 2.0.0 }]" {
+		t.Errorf("server lists %s", got)
+	}
 }
