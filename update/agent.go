@@ -338,6 +338,17 @@ func (a *Agent) accept(ctx context.Context, offer transport.Offer, pkg string, m
 	if errors.Is(err, release.ErrUpToDate) {
 		return false, Result{State: StateIdle, Reason: transport.ReasonUpToDate}, nil
 	}
+	if errors.Is(err, release.ErrRequirementUnmet) {
+		// Not yet: once what it needs is installed (the server offers
+		// that first) it may fit, so it is never remembered as refused.
+		if manual == nil {
+			a.log.Info("update: release skipped until its requirements are met", "release", m.ID(), "err", err)
+			return false, Result{State: StateIdle, Release: m.ID(), Reason: transport.ReasonRequirementUnmet}, nil
+		}
+		// A technician's package is refused at once, and reported.
+		r, err := a.refuseOffer(ctx, bundleHash, func(*journal) {}, m.ID(), m.Version, manual, err)
+		return false, r, err
+	}
 	key := releaseKey(m.ID(), m.Artifact.Digest)
 	a.mu.Lock()
 	refused := slices.Contains(a.j.Refused, key)

@@ -873,3 +873,30 @@ func TestLongWaitingReason(t *testing.T) {
 		t.Fatalf("heartbeat with waiting %d bytes: %v", len(hb.Waiting), err)
 	}
 }
+
+// TestRequirementUnmetIsSkippedNotRefused: a release that needs a newer
+// firmware is skipped, not remembered as refused, so it installs once the
+// firmware it needs has.
+func TestRequirementUnmetIsSkippedNotRefused(t *testing.T) {
+	f := newFixture(t)
+	app := func(m *verify.Manifest) {
+		m.Component, m.Kind = "payment-app", verify.KindApplication
+		m.Requires = []verify.Requirement{{Component: "firmware", Version: ">=1.4"}}
+	}
+	f.publish(f.release("2.0.0", 20_000, app))
+	a := f.agent(func(c *update.Config) { c.Installed = map[string]string{"firmware": "1.0.0", "payment-app": "1.0.0"} })
+	res := mustUpdate(t, a)
+	if res.Outcome != "" || res.Reason != transport.ReasonRequirementUnmet || len(f.srv.Reports()) != 0 {
+		t.Fatalf("Update = %+v with %d reports, want skipped for requirement_unmet without a report", res, len(f.srv.Reports()))
+	}
+	f.publish(f.release("1.4.0", 20_000))
+	for _, want := range []string{"firmware", "payment-app"} {
+		res := mustUpdate(t, a)
+		if res.Outcome != transport.OutcomeCommitted || !strings.HasPrefix(res.Release, want+"@") {
+			t.Fatalf("Update = %+v, want %s committed", res, want)
+		}
+	}
+	if v := f.component(a, "payment-app"); v != "2.0.0" {
+		t.Errorf("payment-app %s, want 2.0.0", v)
+	}
+}
