@@ -94,13 +94,23 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	results := make([][]measurement, len(kinds))
 	for run := 1; run <= o.runs; run++ {
 		for k, kind := range kinds {
+			if e.writes != nil {
+				e.writes.take("heartbeats")
+			}
 			m := measure(ctx, o, len(ts), o.duration, kind.call)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			results[k] = append(results[k], m)
-			fmt.Fprintf(stdout, "  run %d  %-10s %7.0f/s  p50 %6.2fms  p99 %6.2fms  errors %d\n",
+			fmt.Fprintf(stdout, "  run %d  %-10s %7.0f/s  p50 %6.2fms  p99 %6.2fms  errors %d",
 				run, kind.name, m.rate(), ms(m.p50), ms(m.p99), m.errors)
+			if e.writes != nil {
+				if w := e.writes.take("heartbeats"); w.calls > 0 && kind.name == "heartbeats" {
+					fmt.Fprintf(stdout, "  (%d store writes of %.0f beats, %.2fms each on average)",
+						w.calls, float64(w.records)/float64(w.calls), ms(w.took/time.Duration(w.calls)))
+				}
+			}
+			fmt.Fprintln(stdout)
 		}
 	}
 	fmt.Fprintf(stdout, "medians of %d runs:\n", o.runs)

@@ -57,9 +57,10 @@ type env struct {
 	// clock is the server's time as the terminals read it.
 	clock func() time.Time
 
-	srv   *server.Server // nil for a remote server
-	desc  string         // says what the server is
-	close func() error
+	srv    *server.Server // nil for a remote server
+	writes *writeLog      // the in-process store's writes
+	desc   string         // says what the server is
+	close  func() error
 }
 
 // wall converts a duration the server gives into the terminals' wall
@@ -177,6 +178,8 @@ func (e *env) startServer(ctx context.Context, o options, stderr io.Writer) (err
 		return err
 	}
 	closers = append(closers, closeStore)
+	e.writes = &writeLog{}
+	fleet = &timedStore{Store: fleet, log: e.writes}
 	var log *slog.Logger
 	if o.verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -214,7 +217,9 @@ func (e *env) startServer(ctx context.Context, o options, stderr io.Writer) (err
 	runCtx, stopRun := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { hs.Serve(ln) })
-	wg.Go(func() { srv.Run(runCtx) })
+	if !o.noBatch {
+		wg.Go(func() { srv.Run(runCtx) })
+	}
 	wg.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()

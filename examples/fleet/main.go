@@ -122,6 +122,7 @@ type options struct {
 	duration    time.Duration
 	runs        int
 	rate        float64
+	noBatch     bool
 	cpuprofile  string
 }
 
@@ -160,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "-bench: length of each measurement")
 	fs.IntVar(&o.runs, "runs", 3, "-bench: measurements of each kind; medians are printed")
 	fs.Float64Var(&o.rate, "rate", 0, "-bench: requests per second to send (open loop); 0 sends as fast as answered")
+	fs.BoolVar(&o.noBatch, "no-batch", false, "-bench: leave Server.Run off, so each heartbeat is a transaction of its own (for comparison)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole process to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -191,6 +193,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case "memory", "bolt", "postgres":
 	default:
 		return o, fmt.Errorf("-store %q: want memory, bolt or postgres", o.store)
+	}
+	if o.noBatch && !o.bench {
+		return o, errors.New("-no-batch is for -bench: a simulated rollout needs Server.Run")
 	}
 	if o.server != "" {
 		if o.enrollment == "" || (o.opToken == "" && !o.bench) {

@@ -111,6 +111,14 @@ func simulate(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  terminals sent %d heartbeats, %d checks (%d offers), %d reports (%d failed) in %.1fs: %.0f requests/s; %d errors\n",
 		c.beats.Load(), c.checks.Load(), c.offers.Load(), c.reports.Load(), c.failed.Load(), elapsed.Seconds(),
 		float64(c.beats.Load()+c.checks.Load()+c.reports.Load())/elapsed.Seconds(), c.errors.Load())
+	b50, b99 := c.beatTime.quantiles()
+	c50, c99 := c.checkTime.quantiles()
+	r50, r99 := c.reportTime.quantiles()
+	fmt.Fprintf(stdout, "  latency p50 / p99: heartbeats %.1f / %.1f ms, checks %.1f / %.1f ms, reports %.1f / %.1f ms\n",
+		ms(b50), ms(b99), ms(c50), ms(c99), ms(r50), ms(r99))
+	if e.writes != nil {
+		fmt.Fprintf(stdout, "  store writes (calls, records each, mean time): %v\n", e.writes)
+	}
 	if !ok {
 		fmt.Fprintln(stdout, "FAIL:", verdict)
 		return &verdictError{verdict}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,9 +42,34 @@ var failReasons = []struct {
 	{transport.OutcomeRolledBack, transport.ReasonBoot, "installing"},
 }
 
-// counters count what the terminals sent.
+// counters count what the terminals sent, and time it.
 type counters struct {
 	beats, checks, offers, reports, failed, errors atomic.Int64
+	beatTime, checkTime, reportTime                latencies
+}
+
+// latencies collects how long calls took.
+type latencies struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (l *latencies) add(since time.Time) {
+	d := time.Since(since)
+	l.mu.Lock()
+	l.ds = append(l.ds, d)
+	l.mu.Unlock()
+}
+
+// quantiles returns the median and the 99th percentile.
+func (l *latencies) quantiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(l.ds)
+	return l.ds[len(l.ds)/2], l.ds[len(l.ds)*99/100]
 }
 
 // outcomes decides how each install ends: the fail share of each stage's
@@ -180,6 +207,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				to = versionOf(s.release)
 			}
 			at := e.clock()
+			t0 := time.Now()
 			_, err := t.api.Report(ctx, &transport.ReportRequest{ID: "fleet-" + s.release, Release: s.release,
 				From: e.from, To: to, Phase: work.phase, Outcome: work.outcome, Reason: work.reason, At: at})
 			if err != nil {
@@ -191,6 +219,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				continue
 			}
 			s.count.reports.Add(1)
+			s.count.reportTime.add(t0)
 			if work.outcome != transport.OutcomeCommitted {
 				s.count.failed.Add(1)
 			} else {
@@ -210,6 +239,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 			if work != nil {
 				req.State, req.Release = work.state(), s.release
 			}
+			t0 := time.Now()
 			resp, err := t.api.Heartbeat(ctx, req)
 			nextBeat = now.Add(interval + between(-jitter, jitter))
 			if err != nil {
@@ -220,6 +250,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				continue
 			}
 			s.count.beats.Add(1)
+			s.count.beatTime.add(t0)
 			if resp.IntervalSeconds > 0 {
 				directed = time.Duration(resp.IntervalSeconds) * time.Second
 				interval = e.wall(directed)
@@ -231,6 +262,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				}
 			}
 		case doCheck:
+			t0 := time.Now()
 			resp, err := t.api.Check(ctx, &transport.CheckRequest{Model: e.model, Components: components})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -241,6 +273,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				continue
 			}
 			s.count.checks.Add(1)
+			s.count.checkTime.add(t0)
 			if len(resp.Offers) == 0 {
 				wait := e.wall(time.Duration(max(1, resp.RetryAfterSeconds)) * time.Second)
 				nextCheck = now.Add(wait + between(0, wait/10))
