@@ -83,19 +83,32 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		_, err := ts[i].api.Check(ctx, &transport.CheckRequest{Model: e.model, Components: components})
 		return err
 	}
-	// Warm up: connections open, caches filled.
-	measure(ctx, o, len(ts), time.Second, beat)
-	measure(ctx, o, len(ts), time.Second, check)
+	// Warm up: connections open, caches filled. Closed loop, whatever -rate.
+	warm := o
+	warm.rate = 0
+	measure(ctx, warm, len(ts), time.Second, beat)
+	measure(ctx, warm, len(ts), time.Second, check)
 
-	kinds := []struct {
+	type kind struct {
 		name string
 		call func(context.Context, int) error
-	}{{"heartbeats", beat}, {"checks", check}}
+		path string
+	}
+	var kinds []kind
+	for _, m := range o.measure {
+		switch m {
+		case "heartbeats":
+			kinds = append(kinds, kind{m, beat, transport.PathHeartbeat})
+		case "checks":
+			kinds = append(kinds, kind{m, check, transport.PathCheck})
+		}
+	}
 	results := make([][]measurement, len(kinds))
 	for run := 1; run <= o.runs; run++ {
 		for k, kind := range kinds {
 			if e.writes != nil {
 				e.writes.take("heartbeats")
+				e.served[kind.path].reset()
 			}
 			m := measure(ctx, o, len(ts), o.duration, kind.call)
 			if ctx.Err() != nil {
@@ -105,9 +118,11 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  run %d  %-10s %7.0f/s  p50 %6.2fms  p99 %6.2fms  errors %d",
 				run, kind.name, m.rate(), ms(m.p50), ms(m.p99), m.errors)
 			if e.writes != nil {
+				p50, p99 := e.served[kind.path].quantiles()
+				fmt.Fprintf(stdout, "  in the server p50 %.2fms p99 %.2fms", ms(p50), ms(p99))
 				if w := e.writes.take("heartbeats"); w.calls > 0 && kind.name == "heartbeats" {
-					fmt.Fprintf(stdout, "  (%d store writes of %.0f beats, %.2fms each on average)",
-						w.calls, float64(w.records)/float64(w.calls), ms(w.took/time.Duration(w.calls)))
+					fmt.Fprintf(stdout, "  (%d store writes of %.0f beats, %.2fms on average, the longest %.1fms)",
+						w.calls, float64(w.records)/float64(w.calls), ms(w.took/time.Duration(w.calls)), ms(w.longest))
 				}
 			}
 			fmt.Fprintln(stdout)
@@ -118,7 +133,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		rate, p50, p99 := medians(results[k])
 		fmt.Fprintf(stdout, "  %-10s %7.0f/s  p50 %6.2fms  p99 %6.2fms\n", kind.name, rate, ms(p50), ms(p99))
 	}
-	if e.srv == nil {
+	if e.srv == nil || kinds[0].name != "heartbeats" {
 		return nil
 	}
 	target := float64(targetBeatsBolt)

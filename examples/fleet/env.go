@@ -59,7 +59,10 @@ type env struct {
 
 	srv    *server.Server // nil for a remote server
 	writes *writeLog      // the in-process store's writes
-	desc   string         // says what the server is
+	// served times the in-process server's answers, by path, from the
+	// request's arrival to the handler's return.
+	served map[string]*latencies
+	desc   string // says what the server is
 	close  func() error
 }
 
@@ -207,7 +210,8 @@ func (e *env) startServer(ctx context.Context, o options, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	e.served = map[string]*latencies{transport.PathHeartbeat: {}, transport.PathCheck: {}}
+	hs := &http.Server{Handler: timed(h, e.served), ReadHeaderTimeout: 10 * time.Second}
 	e.srv, e.url = srv, "http://"+ln.Addr().String()
 	e.op = newOperatorClient(e.url, opToken)
 	e.desc = fmt.Sprintf("in-process server on %s, %s", e.url, desc)
@@ -293,6 +297,17 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// timed returns h timing its answers to the paths in by.
+func timed(h http.Handler, by map[string]*latencies) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		if l := by[r.URL.Path]; l != nil {
+			l.add(start)
+		}
+	})
 }
 
 // protocol is what a simulated terminal calls: the protocol client alone,

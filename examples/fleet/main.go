@@ -122,6 +122,7 @@ type options struct {
 	duration    time.Duration
 	runs        int
 	rate        float64
+	measure     []string // heartbeats, checks
 	noBatch     bool
 	cpuprofile  string
 }
@@ -161,6 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "-bench: length of each measurement")
 	fs.IntVar(&o.runs, "runs", 3, "-bench: measurements of each kind; medians are printed")
 	fs.Float64Var(&o.rate, "rate", 0, "-bench: requests per second to send (open loop); 0 sends as fast as answered")
+	measure := fs.String("measure", "heartbeats,checks", "-bench: what to measure, heartbeats and/or checks")
 	fs.BoolVar(&o.noBatch, "no-batch", false, "-bench: leave Server.Run off, so each heartbeat is a transaction of its own (for comparison)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole process to this file")
 	if err := fs.Parse(args); err != nil {
@@ -172,6 +174,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var err error
 	if o.batches, err = parseBatches(*batches); err != nil {
 		return o, err
+	}
+	for m := range strings.SplitSeq(*measure, ",") {
+		if m = strings.TrimSpace(m); m != "heartbeats" && m != "checks" {
+			return o, fmt.Errorf("-measure %q: want heartbeats, checks or both", *measure)
+		}
+		o.measure = append(o.measure, strings.TrimSpace(m))
 	}
 	switch {
 	case o.terminals < 1:

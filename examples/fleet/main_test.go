@@ -66,6 +66,10 @@ func TestParseFlags(t *testing.T) {
 		{"offline and crash above 1", []string{"-offline", "0.6", "-crash", "0.6"}, true, nil},
 		{"bad batches", []string{"-batches", "1,x"}, true, nil},
 		{"unknown store", []string{"-store", "redis"}, true, nil},
+		{"measure one kind", []string{"-bench", "-measure", "checks"}, false, func(o options) bool {
+			return slices.Equal(o.measure, []string{"checks"})
+		}},
+		{"measure an unknown kind", []string{"-bench", "-measure", "reports"}, true, nil},
 		{"pilot larger than the fleet", []string{"-terminals", "3", "-pilot", "5"}, true, nil},
 		{"stray argument", []string{"extra"}, true, nil},
 	}

@@ -72,6 +72,13 @@ func (l *latencies) quantiles() (p50, p99 time.Duration) {
 	return l.ds[len(l.ds)/2], l.ds[len(l.ds)*99/100]
 }
 
+// reset forgets what was collected.
+func (l *latencies) reset() {
+	l.mu.Lock()
+	l.ds = l.ds[:0]
+	l.mu.Unlock()
+}
+
 // outcomes decides how each install ends: the fail share of each stage's
 // reports fails, spread evenly over them in the order they are made.
 type outcomes struct {

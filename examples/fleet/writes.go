@@ -63,7 +63,7 @@ type writeLog struct {
 // writes are the writes of one kind: calls, records written, time taken.
 type writes struct {
 	calls, records int
-	took           time.Duration
+	took, longest  time.Duration
 }
 
 func (l *writeLog) add(kind string, records int, since time.Time) {
@@ -82,6 +82,7 @@ func (l *writeLog) add(kind string, records int, since time.Time) {
 	w.calls++
 	w.records += records
 	w.took += d
+	w.longest = max(w.longest, d)
 }
 
 // take returns the writes of kind so far and forgets them.
