@@ -137,9 +137,10 @@ const (
 //   - opens the next stage when the newest open stage has met the success
 //     threshold and has been open for Soak: succeeded devices are at least
 //     SuccessThreshold percent of the stage's devices, leaving out the
-//     offline and expired ones and accepted failures. An empty stage is
-//     met at once; a stage with devices but none reachable (all offline)
-//     waits for them;
+//     offline (never offered) and expired ones and accepted failures;
+//     silent devices, which hold an offer, are not left out, so they hold
+//     the stage back. An empty stage is met at once; a stage with devices
+//     but none reachable (all offline) waits for them;
 //   - completes it once the last stage is open and no device in any stage
 //     is unfinished.
 //

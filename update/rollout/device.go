@@ -79,9 +79,12 @@ type DeviceState struct {
 	Phase  Phase
 	Reason transport.Reason
 	// Offline is set by the server from liveness (heartbeats): a device
-	// that has gone silent. An offline device that has not finished is
-	// counted as offline: it waits like a pending one and is never a
-	// failure.
+	// that has gone silent (see [DeviceState.Silent]). One that was not
+	// offered the release yet is counted as offline: it waits like a
+	// pending one and is never a failure. One that holds an unfinished
+	// offer is counted as silent: it may be one the release bricked, so it
+	// holds its stage back and keeps its MaxConcurrent place until it is
+	// heard from again or is lost.
 	Offline bool
 	// OfferedAt is when the device was first offered the release: its
 	// start, which the rate cap counts.
@@ -89,6 +92,12 @@ type DeviceState struct {
 	// UpdatedAt is when Phase last changed.
 	UpdatedAt time.Time
 }
+
+// ReasonLost is the reason of a device that held an unfinished offer and
+// then stayed silent for the rollout's LostAfter: it is counted failed, as
+// a release that bricks terminals makes them fall silent rather than
+// report.
+const ReasonLost transport.Reason = "lost"
 
 // Track returns the state of a device entering rollout r: pending, in the
 // stage [Batch] gives it.
@@ -123,6 +132,30 @@ func (d DeviceState) Observe(p Phase, reason transport.Reason, now time.Time) De
 		d.Reason = reason
 	}
 	d.UpdatedAt = now
+	return d
+}
+
+// Silent records that the device's terminal has not been heard from since
+// since (its last heartbeat), as of now: an unfinished device is offline.
+// One that holds an unfinished offer and has been silent for r's LostAfter,
+// counted from since or from its last change, whichever is later, is
+// failed with [ReasonLost]. A device heard from again is online: set
+// Offline to false.
+func (d DeviceState) Silent(r Rollout, since, now time.Time) DeviceState {
+	if d.Phase.Finished() {
+		return d
+	}
+	d.Offline = true
+	if !d.Phase.norm().inFlight() {
+		return d
+	}
+	if since.Before(d.UpdatedAt) {
+		since = d.UpdatedAt
+	}
+	if now.Sub(since) >= r.lostAfter() {
+		d = d.Observe(PhaseFailed, ReasonLost, now)
+		d.Offline = false
+	}
 	return d
 }
 
@@ -178,9 +211,10 @@ func (f Failures) clone() Failures {
 }
 
 // Counts are one stage's devices by phase. Each device is in exactly one
-// field: an unfinished device that is offline is counted in Offline, not
-// in Pending or the in-flight phases. A store can compute them with one
-// GROUP BY; [Tally] computes them from device states.
+// field: an unfinished device that is offline is counted in Offline (not
+// offered yet) or Silent (holding an offer), not in Pending or the
+// in-flight phases. A store can compute them with one GROUP BY; [Tally]
+// computes them from device states.
 type Counts struct {
 	Pending     int // online, not offered yet
 	Offered     int // online, offered, not downloading yet
@@ -188,8 +222,14 @@ type Counts struct {
 	Installing  int // online
 	Succeeded   int
 	Failed      Failures
-	Offline     int // not finished and not heard from: waiting, never failed
-	Expired     int
+	// Offline devices were not offered the release and are not heard
+	// from: waiting, never failed, left out of the success threshold.
+	Offline int
+	// Silent devices hold an unfinished offer and are not heard from:
+	// they may be bricked, so they hold the success threshold back and
+	// keep their MaxConcurrent places until they report or are lost.
+	Silent  int
+	Expired int
 }
 
 // Total returns the number of devices in the stage.
@@ -197,8 +237,9 @@ func (c Counts) Total() int {
 	return c.Pending + c.InFlight() + c.Succeeded + c.Failed.Total + c.Offline + c.Expired
 }
 
-// InFlight returns the online devices holding an unfinished offer.
-func (c Counts) InFlight() int { return c.Offered + c.Downloading + c.Installing }
+// InFlight returns the devices holding an unfinished offer, silent ones
+// included: what MaxConcurrent caps.
+func (c Counts) InFlight() int { return c.Offered + c.Downloading + c.Installing + c.Silent }
 
 // Finished returns the devices whose attempt ended: succeeded or failed.
 // Expired devices did not finish.
@@ -220,6 +261,8 @@ func (c *Counts) add(d DeviceState) {
 		c.Failed.ByReason[d.Reason]++
 	case p == PhaseExpired:
 		c.Expired++
+	case d.Offline && p.inFlight():
+		c.Silent++
 	case d.Offline:
 		c.Offline++
 	case p == PhaseOffered:
@@ -250,8 +293,8 @@ type Load struct {
 	// StartedThisMinute counts devices first offered the release in the
 	// current calendar minute: OfferedAt at or after now.Truncate(time.Minute).
 	StartedThisMinute int
-	// InFlight counts online devices holding an unfinished offer
-	// (offered, downloading or installing).
+	// InFlight counts devices holding an unfinished offer (offered,
+	// downloading or installing), silent ones included.
 	InFlight int
 }
 
@@ -265,7 +308,7 @@ func LoadOf(devices []DeviceState, now time.Time) Load {
 		if !d.OfferedAt.IsZero() && !d.OfferedAt.Before(minute) && !d.OfferedAt.After(now) {
 			l.StartedThisMinute++
 		}
-		if !d.Offline && d.Phase.inFlight() {
+		if d.Phase.inFlight() {
 			l.InFlight++
 		}
 	}

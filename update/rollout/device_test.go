@@ -129,7 +129,7 @@ func TestTally(t *testing.T) {
 		dev(1, rollout.PhasePending, "", true), // offline is not pending, and never failed
 		dev(1, rollout.PhaseOffered, "", false),
 		dev(1, rollout.PhaseDownloading, "", false),
-		dev(1, rollout.PhaseDownloading, "", true),
+		dev(1, rollout.PhaseDownloading, "", true), // silent holding an offer: may be bricked
 		dev(1, rollout.PhaseInstalling, "", false),
 		dev(1, rollout.PhaseFailed, transport.ReasonHealth, false),
 		dev(1, rollout.PhaseFailed, transport.ReasonHealth, true),
@@ -141,7 +141,7 @@ func TestTally(t *testing.T) {
 	}
 	want := []rollout.Counts{
 		{Pending: 1, Succeeded: 2},
-		{Pending: 1, Offered: 1, Downloading: 1, Installing: 1, Offline: 2, Failed: rollout.Failures{
+		{Pending: 1, Offered: 1, Downloading: 1, Installing: 1, Offline: 1, Silent: 1, Failed: rollout.Failures{
 			Total: 3, ByReason: map[transport.Reason]int{transport.ReasonHealth: 2, transport.ReasonBoot: 1}}},
 		{Expired: 2},
 	}
@@ -150,8 +150,8 @@ func TestTally(t *testing.T) {
 		t.Fatalf("Tally\n got %+v\nwant %+v", got, want)
 	}
 	c := got[1]
-	if c.Total() != 9 || c.InFlight() != 3 || c.Finished() != 3 || c.Unfinished() != 6 {
-		t.Errorf("stage 1: total %d, in flight %d, finished %d, unfinished %d; want 9, 3, 3, 6",
+	if c.Total() != 9 || c.InFlight() != 4 || c.Finished() != 3 || c.Unfinished() != 6 {
+		t.Errorf("stage 1: total %d, in flight %d, finished %d, unfinished %d; want 9, 4, 3, 6",
 			c.Total(), c.InFlight(), c.Finished(), c.Unfinished())
 	}
 }
@@ -162,12 +162,59 @@ func TestLoadOf(t *testing.T) {
 		{Phase: rollout.PhaseOffered, OfferedAt: now.Truncate(time.Minute)},                // this minute, in flight
 		{Phase: rollout.PhaseDownloading, OfferedAt: now},                                  // this minute, in flight
 		{Phase: rollout.PhaseInstalling, OfferedAt: now.Add(-time.Minute)},                 // last minute
-		{Phase: rollout.PhaseOffered, OfferedAt: now.Add(-5 * time.Second), Offline: true}, // started, but offline
+		{Phase: rollout.PhaseOffered, OfferedAt: now.Add(-5 * time.Second), Offline: true}, // started, silent: keeps its place
 		{Phase: rollout.PhaseSucceeded, OfferedAt: now.Add(-10 * time.Second)},             // started this minute, done
 		{Phase: rollout.PhasePending},
 	}
 	got := rollout.LoadOf(devices, now)
-	if want := (rollout.Load{StartedThisMinute: 4, InFlight: 3}); got != want {
+	if want := (rollout.Load{StartedThisMinute: 4, InFlight: 4}); got != want {
 		t.Errorf("LoadOf = %+v, want %+v", got, want)
+	}
+}
+
+// A device that goes silent before its offer waits; one that goes silent
+// holding an offer is silent, and lost (failed) after LostAfter (review
+// H1).
+func TestSilent(t *testing.T) {
+	r := base(func(r *rollout.Rollout) { r.LostAfter = 6 * time.Hour })
+	changed := t0.Add(time.Hour) // the device's last change
+	tests := []struct {
+		name    string
+		mod     func(*rollout.Rollout)
+		phase   rollout.Phase
+		since   time.Time // last heard
+		now     time.Time
+		want    rollout.Phase
+		reason  transport.Reason
+		offline bool
+	}{
+		{name: "pending: offline, never lost", phase: rollout.PhasePending, since: t0, now: t0.Add(30 * 24 * time.Hour),
+			want: rollout.PhasePending, offline: true},
+		{name: "offered, silent a while", phase: rollout.PhaseOffered, since: t0, now: changed.Add(6*time.Hour - time.Second),
+			want: rollout.PhaseOffered, offline: true},
+		{name: "installing, silent for LostAfter: lost", phase: rollout.PhaseInstalling, since: changed, now: changed.Add(6 * time.Hour),
+			want: rollout.PhaseFailed, reason: rollout.ReasonLost},
+		{name: "counted from the last change when later", phase: rollout.PhaseDownloading, since: t0, now: t0.Add(6 * time.Hour),
+			want: rollout.PhaseDownloading, offline: true},
+		{name: "counted from the last beat when later", phase: rollout.PhaseDownloading, since: changed.Add(time.Hour),
+			now: changed.Add(6 * time.Hour), want: rollout.PhaseDownloading, offline: true},
+		{name: "default: a day", mod: func(r *rollout.Rollout) { r.LostAfter = 0 }, phase: rollout.PhaseOffered, since: changed,
+			now: changed.Add(rollout.DefaultLostAfter), want: rollout.PhaseFailed, reason: rollout.ReasonLost},
+		{name: "finished: unchanged", phase: rollout.PhaseSucceeded, since: t0, now: t0.Add(30 * 24 * time.Hour),
+			want: rollout.PhaseSucceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := r
+			if tt.mod != nil {
+				tt.mod(&r)
+			}
+			d := rollout.DeviceState{DeviceID: "t-1", Stage: 1, Phase: tt.phase, UpdatedAt: changed}
+			got := d.Silent(r, tt.since, tt.now)
+			if got.Phase != tt.want || got.Reason != tt.reason || got.Offline != tt.offline {
+				t.Errorf("Silent = %s %q offline %v; want %s %q offline %v", got.Phase, got.Reason, got.Offline,
+					tt.want, tt.reason, tt.offline)
+			}
+		})
 	}
 }

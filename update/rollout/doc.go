@@ -33,11 +33,17 @@
 //
 // # Counting
 //
-// Offline terminals are never failures: an unfinished device that has gone
-// silent is counted as offline, waits like a pending one, and is left out
-// of the success threshold. Expired devices did not fail either: when the
-// rollout expires, those that had not finished are expired. Only succeeded
-// and failed devices are finished; failure rates are failed over
+// Offline terminals are not failures: a device that goes silent before it
+// is offered the release is counted as offline, waits like a pending one,
+// and is left out of the success threshold. A device that goes silent
+// holding an offer is another matter, since a release that bricks
+// terminals makes them fall silent rather than report: it is counted as
+// silent, holds its stage's success threshold back and keeps its
+// MaxConcurrent place, and once it has been silent for LostAfter (a day
+// by default) it is failed with [ReasonLost], which counts towards the
+// halt ([DeviceState.Silent]). Expired devices did not fail either: when
+// the rollout expires, those that had not finished are expired. Only
+// succeeded and failed devices are finished; failure rates are failed over
 // finished, per stage, overall and per reason code (a per-reason limit
 // catches one kind of failure, such as boot_failed, that the overall rate
 // would hide). A halted rollout that an operator resumes accepts the
@@ -49,14 +55,15 @@
 // no soak time between stages; success threshold 90% of a stage's
 // reachable devices; halt when more than 10% of a stage's finished
 // devices failed, once 10 of them (or all of a smaller stage) have
-// finished; no per-reason limits; no rate or concurrency cap; never
-// required; never expires; devices whose turn is unknown ask again after
+// finished; no per-reason limits; no rate or concurrency cap; a silent
+// device is lost after a day; never required; never expires; devices whose turn is unknown ask again after
 // 10 minutes, spread by up to 10 more.
 //
 // # Caps and deadlines
 //
 // MaxStartsPerMinute caps first offers per calendar minute and
-// MaxConcurrent caps devices holding an unfinished offer; both protect the
+// MaxConcurrent caps devices holding an unfinished offer, silent ones
+// included; both protect the
 // server, the CDN and the fleet from a release that goes out too fast. A
 // device already in flight is offered again outside the caps. A halt, a
 // pause or an abort stops offers, not the devices already working on one:

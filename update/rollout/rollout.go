@@ -33,6 +33,11 @@ const (
 	// yet is told to wait when its turn is not known: its stage is closed
 	// or the rollout is paused or halted.
 	DefaultRetry = 10 * time.Minute
+	// DefaultLostAfter is how long a device that holds an unfinished offer
+	// may stay silent before it is counted failed, with [ReasonLost]: a
+	// day, so that a terminal switched off for the night is not a
+	// failure, and one that an install bricked is one by the next day.
+	DefaultLostAfter = 24 * time.Hour
 )
 
 // defaultBatches is the batch plan of a rollout that sets none: 1%, 10%,
@@ -87,9 +92,13 @@ type Rollout struct {
 	// next may open, so slow failures have time to show; zero means none.
 	Soak time.Duration
 	// SuccessThreshold is the share, in percent, of a stage's devices
-	// that must have succeeded before the next stage opens. Offline and
-	// expired devices are left out of the share: they count neither for
-	// nor against. Zero means [DefaultSuccessThreshold].
+	// that must have succeeded before the next stage opens. Devices that
+	// went offline before they were offered the release, and expired
+	// devices, are left out of the share: they count neither for nor
+	// against. A device that went silent holding an offer is not left out:
+	// it may be one the release bricked, so it holds the stage back until
+	// it reports or is lost (see LostAfter). Zero means
+	// [DefaultSuccessThreshold].
 	SuccessThreshold float64
 	// FailureRate halts the rollout when the share, in percent, of a
 	// stage's finished devices that failed passes it (is greater). Zero
@@ -109,9 +118,15 @@ type Rollout struct {
 	// MaxStartsPerMinute caps the devices offered the release for the
 	// first time in each calendar minute; zero means no cap.
 	MaxStartsPerMinute int
-	// MaxConcurrent caps the online devices holding an unfinished offer
-	// (offered, downloading or installing); zero means no cap.
+	// MaxConcurrent caps the devices holding an unfinished offer
+	// (offered, downloading or installing), silent ones included: a
+	// device the release bricked keeps its place; zero means no cap.
 	MaxConcurrent int
+	// LostAfter is how long a device that holds an unfinished offer may
+	// stay silent (no heartbeat, no report) before it is counted failed
+	// with [ReasonLost]; zero means [DefaultLostAfter]. A lost device that
+	// reports later is counted as its report says.
+	LostAfter time.Duration
 	// Deadline is when the update becomes required: offers made from then
 	// on are blocking, and offers before it carry it so the terminal lets
 	// the merchant defer only until then. Zero means never required.
@@ -228,6 +243,9 @@ func (r Rollout) successThreshold() float64 {
 func (r Rollout) failureRate() float64 { return cmp.Or(r.FailureRate, DefaultFailureRate) }
 func (r Rollout) minFinished() int     { return cmp.Or(r.MinFinished, DefaultMinFinished) }
 func (r Rollout) retry() time.Duration { return cmp.Or(r.Retry, DefaultRetry) }
+func (r Rollout) lostAfter() time.Duration {
+	return cmp.Or(r.LostAfter, DefaultLostAfter)
+}
 
 // Validate reports every problem with r's definition, joined; each is an
 // [*InvalidError] and matches [ErrInvalid]. nil means r is valid.
@@ -314,6 +332,9 @@ func (r Rollout) Validate() error {
 	}
 	if r.Retry < 0 {
 		add("retry", "%v: want 0 (the default) or more", r.Retry)
+	}
+	if r.LostAfter < 0 {
+		add("lost_after", "%v: want 0 (the default) or more", r.LostAfter)
 	}
 	if !r.Expires.IsZero() && !r.Start.IsZero() && !r.Expires.After(r.Start) {
 		add("expires", "%v is not after the start, %v", r.Expires, r.Start)

@@ -69,6 +69,7 @@ func TestValidate(t *testing.T) {
 		{"negative concurrency cap", func(r *rollout.Rollout) { r.MaxConcurrent = -1 }, "max_concurrent"},
 		{"negative soak", func(r *rollout.Rollout) { r.Soak = -time.Second }, "soak"},
 		{"negative retry", func(r *rollout.Rollout) { r.Retry = -time.Second }, "retry"},
+		{"negative lost after", func(r *rollout.Rollout) { r.LostAfter = -time.Second }, "lost_after"},
 		{"expires before start", func(r *rollout.Rollout) { r.Expires = t0.Add(-time.Hour) }, "expires"},
 	}
 	for _, tt := range tests {

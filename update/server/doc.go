@@ -32,8 +32,12 @@
 // offered only as its rollouts allow: to the terminals they target, stage
 // by stage, under their caps. Reports move devices on, and each report
 // that finishes a device decides its rollout again, which opens the next
-// stage or halts the rollout on failures; terminals that have gone silent
-// are offline, never failed. Each change lands in the audit log.
+// stage or halts the rollout on failures. A terminal that goes silent
+// before it is offered the release is offline and waits, never failed; one
+// that goes silent holding an offer may have been bricked by it, so it
+// holds its stage back, keeps its MaxConcurrent place and, once silent for
+// the rollout's LostAfter, is failed as lost. Each change lands in the
+// audit log.
 //
 // # Requirements and security releases
 //

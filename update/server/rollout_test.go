@@ -269,11 +269,88 @@ func TestRolloutCapsAndTargeting(t *testing.T) {
 	}
 }
 
-// Terminals that stop beating are offline in the rollout, not failed, and
-// do not hold their stage back; beating again brings them back.
-func TestRolloutCountsSilentTerminalsOffline(t *testing.T) {
+// Terminals that stop beating before they are offered the release are
+// offline in the rollout, not failed, and do not hold their stage back.
+// One that stops beating holding an offer may have been bricked by it: it
+// holds its stage back until it beats again, or is lost (failed) after
+// LostAfter (review H1).
+func TestRolloutCountsSilentTerminals(t *testing.T) {
 	e, clk, ids := rolloutEnv(t, 4)
 	ctx := context.Background()
+	beat := func(id, state string) {
+		t.Helper()
+		if _, err := e.srv.Heartbeat(ctx, id, &transport.HeartbeatRequest{Seq: 1, State: state, Release: fwRelease}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile := func() server.RolloutStatus {
+		t.Helper()
+		if err := e.srv.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return rolloutOf(t, e.srv, "r1")
+	}
+	for _, id := range ids {
+		beat(id, "idle")
+	}
+	spec := server.RolloutSpec{ID: "r1", Release: fwRelease, Pilot: ids[:3], Batches: []float64{100}, MinFinished: 1,
+		LostAfterSeconds: 3600}
+	if _, err := e.srv.CreateRollout(ctx, admin, spec); err != nil {
+		t.Fatal(err)
+	}
+	offered(t, e.srv, ids[0])
+	offered(t, e.srv, ids[1]) // ids[2] never checks
+
+	// ids[0] reports progress in its heartbeats; the others go silent.
+	clk.Add(2 * time.Minute)
+	beat(ids[0], "downloading")
+	clk.Add(2 * time.Minute)
+	beat(ids[0], "downloading")
+	st := reconcile()
+	if c := st.Stages[0]; c.Downloading != 1 || c.Silent != 1 || c.Offline != 1 || st.Total.Offline != 2 || st.Total.Failed != 0 {
+		t.Fatalf("counts with three silent terminals: %+v", st.Stages)
+	}
+	// The pilot that is online succeeds, but the one silent since its
+	// offer holds the next stage back; the one never offered does not.
+	report(t, e.srv, ids[0], transport.OutcomeCommitted, transport.ReasonOK)
+	if st := rolloutOf(t, e.srv, spec.ID); st.Stage != 0 {
+		t.Fatalf("stage %d opened with a pilot silent since its offer: %+v", st.Stage, st.Stages)
+	}
+	// A silent terminal that beats again is back where it was.
+	beat(ids[1], "idle")
+	if st := reconcile(); st.Stages[0].Offered != 1 || st.Stages[0].Silent != 0 {
+		t.Errorf("after beating again: %+v", st.Stages[0])
+	}
+	// Silent again, for LostAfter: lost, a failure, which halts.
+	clk.Add(30 * time.Minute)
+	if st := reconcile(); st.Stages[0].Silent != 1 || st.State != rollout.StateRunning {
+		t.Fatalf("silent for half an hour: %s %+v", st.State, st.Stages[0])
+	}
+	clk.Add(time.Hour)
+	st = reconcile()
+	if c := st.Stages[0]; c.Silent != 0 || c.Failed != 1 || c.FailedByReason[rollout.ReasonLost] != 1 {
+		t.Errorf("silent for LostAfter: %+v", c)
+	}
+	if st.State != rollout.StateHalted || st.Breach == nil || st.Breach.Failed != 1 {
+		t.Errorf("a lost pilot did not halt the rollout: %s, breach %+v", st.State, st.Breach)
+	}
+}
+
+// A release that bricks a fifth of a batch (those terminals go silent
+// during the install and never report again) does not open the next
+// batch, and halts once they are lost (review H1).
+func TestRolloutBrickedTerminalsHalt(t *testing.T) {
+	e, clk, ids := rolloutEnv(t, 60)
+	ctx := context.Background()
+	spec := server.RolloutSpec{ID: "brick", Release: fwRelease, Batches: []float64{50, 100}}
+	if _, err := e.srv.CreateRollout(ctx, admin, spec); err != nil {
+		t.Fatal(err)
+	}
+	stages := byStage(rollout.Rollout{ID: spec.ID, Batches: spec.Batches}, ids)
+	s1 := stages[1]
+	if len(s1) < 10 {
+		t.Skipf("stage 1 has %d devices; the test needs 10", len(s1))
+	}
 	beat := func(id, state string) {
 		t.Helper()
 		if _, err := e.srv.Heartbeat(ctx, id, &transport.HeartbeatRequest{Seq: 1, State: state, Release: fwRelease}); err != nil {
@@ -283,38 +360,43 @@ func TestRolloutCountsSilentTerminalsOffline(t *testing.T) {
 	for _, id := range ids {
 		beat(id, "idle")
 	}
-	spec := server.RolloutSpec{ID: "r1", Release: fwRelease, Pilot: ids[:2], Batches: []float64{100}, MinFinished: 1}
-	if _, err := e.srv.CreateRollout(ctx, admin, spec); err != nil {
-		t.Fatal(err)
+	for _, id := range s1 {
+		if !offered(t, e.srv, id) {
+			t.Fatalf("%s in stage 1 not offered", id)
+		}
+		beat(id, "installing")
 	}
-	offered(t, e.srv, ids[0])
-	offered(t, e.srv, ids[1])
-
-	// ids[0] reports progress in its heartbeats; the others go silent.
-	clk.Add(2 * time.Minute)
-	beat(ids[0], "downloading")
-	clk.Add(2 * time.Minute)
-	beat(ids[0], "downloading")
+	bricked := len(s1) / 5
+	clk.Add(30 * time.Minute)
+	for i, id := range s1 {
+		if i < bricked {
+			continue // silent from the middle of the install on
+		}
+		beat(id, "idle")
+		report(t, e.srv, id, transport.OutcomeCommitted, transport.ReasonOK)
+	}
+	for _, id := range stages[2] {
+		beat(id, "idle")
+	}
 	if err := e.srv.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := rolloutOf(t, e.srv, spec.ID)
-	if st.Stages[0].Downloading != 1 || st.Stages[0].Offline != 1 || st.Total.Offline != 3 || st.Total.Failed != 0 {
-		t.Fatalf("counts with three silent terminals: %+v", st.Stages)
+	if st.Stage != 1 || st.Stages[1].Silent != bricked {
+		t.Fatalf("%d of %d silent mid-install: stage %d, %+v", bricked, len(s1), st.Stage, st.Stages[1])
 	}
-	// The pilot that is online succeeds: the silent one does not hold the
-	// next stage back.
-	report(t, e.srv, ids[0], transport.OutcomeCommitted, transport.ReasonOK)
-	if st := rolloutOf(t, e.srv, spec.ID); st.Stage != 1 {
-		t.Fatalf("stage %d after the only reachable pilot succeeded: %+v", st.Stage, st.Stages)
+	for range 2 { // a day later, beating all along but for the bricked
+		clk.Add(12 * time.Hour)
+		for _, id := range append(s1[bricked:], stages[2]...) {
+			beat(id, "idle")
+		}
+		if err := e.srv.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// A silent terminal that beats again is back where it was.
-	beat(ids[1], "idle")
-	if err := e.srv.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st := rolloutOf(t, e.srv, spec.ID); st.Stages[0].Offered != 1 || st.Stages[0].Offline != 0 {
-		t.Errorf("after beating again: %+v", st.Stages[0])
+	st = rolloutOf(t, e.srv, spec.ID)
+	if st.State != rollout.StateHalted || st.Stage != 1 || st.Stages[1].FailedByReason[rollout.ReasonLost] != bricked {
+		t.Errorf("a day after %d of %d went silent mid-install: %s stage %d, %+v", bricked, len(s1), st.State, st.Stage, st.Stages[1])
 	}
 }
 

@@ -70,6 +70,10 @@ type RolloutSpec struct {
 	// RetrySeconds is how long a device whose turn is not known waits
 	// before it checks again.
 	RetrySeconds int64 `json:"retry_seconds,omitempty"`
+	// LostAfterSeconds is how long a device holding an unfinished offer
+	// may stay silent before it is counted failed with reason "lost"; zero
+	// means a day (rollout.DefaultLostAfter).
+	LostAfterSeconds int64 `json:"lost_after_seconds,omitempty"`
 }
 
 // maxSeconds bounds a spec's durations (about 100 years), so that they
@@ -77,15 +81,16 @@ type RolloutSpec struct {
 const maxSeconds = 100 * 365 * 24 * 3600
 
 func (sp RolloutSpec) rollout() (rollout.Rollout, error) {
-	if sp.SoakSeconds > maxSeconds || sp.RetrySeconds > maxSeconds {
-		return rollout.Rollout{}, transport.Errorf(transport.CodeBadRequest, "rollout: soak or retry of more than a century")
+	if sp.SoakSeconds > maxSeconds || sp.RetrySeconds > maxSeconds || sp.LostAfterSeconds > maxSeconds {
+		return rollout.Rollout{}, transport.Errorf(transport.CodeBadRequest, "rollout: soak, retry or lost after of more than a century")
 	}
 	r := rollout.Rollout{ID: sp.ID, Release: sp.Release,
 		Target: rollout.Target{Models: sp.Models, Channel: sp.Channel, Groups: sp.Groups, Tags: sp.Tags},
 		Pilot:  sp.Pilot, Batches: sp.Batches, Start: sp.Start, Soak: time.Duration(sp.SoakSeconds) * time.Second,
 		SuccessThreshold: sp.SuccessThreshold, FailureRate: sp.FailureRate, ReasonRates: sp.ReasonRates,
 		MinFinished: sp.MinFinished, MaxStartsPerMinute: sp.MaxStartsPerMinute, MaxConcurrent: sp.MaxConcurrent,
-		Deadline: sp.Deadline, Expires: sp.Expires, Retry: time.Duration(sp.RetrySeconds) * time.Second}
+		Deadline: sp.Deadline, Expires: sp.Expires, Retry: time.Duration(sp.RetrySeconds) * time.Second,
+		LostAfter: time.Duration(sp.LostAfterSeconds) * time.Second}
 	if len(r.Batches) == 0 {
 		r.Batches = nil
 	}
@@ -267,10 +272,17 @@ func (s *Server) updateRollout(ctx context.Context, id string, change func(ro *r
 // device and counts devices by the two, so the server folds into them
 // what rollout.Decide needs counted per stage: the reason is the device's
 // stage ("2"), followed, for a failed device, by its reason code
-// ("2:boot_failed"). An unfinished device that has gone silent is in phase
-// "offline" with the phase it had kept in the reason ("2:downloading"),
-// so it takes it up again when it comes back. One CountRolloutDevices
-// then gives rollout.Counts for every stage.
+// ("2:boot_failed"). A device that went silent before it was offered the
+// release is in phase "offline" with the phase it had kept in the reason
+// ("2:pending"), so it takes it up again when it comes back. One that went
+// silent holding an offer stays in its phase, marked silent
+// ("2:silent"): the store then counts it among the devices in flight,
+// which MaxConcurrent caps. One CountRolloutDevices then gives
+// rollout.Counts for every stage.
+
+// detailSilent marks, in a stored reason, a device in flight that has gone
+// silent.
+const detailSilent = "silent"
 
 func encodeDevice(rolloutID string, d rollout.DeviceState) store.RolloutDevice {
 	phase := d.Phase
@@ -282,6 +294,8 @@ func encodeDevice(rolloutID string, d rollout.DeviceState) store.RolloutDevice {
 	switch {
 	case phase == rollout.PhaseFailed:
 		out.Reason += ":" + string(d.Reason)
+	case d.Offline && inFlight(phase):
+		out.Reason += ":" + detailSilent
 	case d.Offline && !phase.Finished():
 		out.Phase = store.PhaseOffline
 		out.Reason += ":" + string(phase)
@@ -292,11 +306,13 @@ func encodeDevice(rolloutID string, d rollout.DeviceState) store.RolloutDevice {
 func decodeDevice(rec store.RolloutDevice) rollout.DeviceState {
 	stage, detail := splitReason(rec.Reason)
 	d := rollout.DeviceState{DeviceID: rec.DeviceID, Stage: stage, Phase: rollout.Phase(rec.Phase), UpdatedAt: rec.UpdatedAt}
-	switch d.Phase {
-	case rollout.PhaseFailed:
+	switch {
+	case d.Phase == rollout.PhaseFailed:
 		d.Reason = transport.Reason(detail)
-	case rollout.Phase(store.PhaseOffline):
+	case d.Phase == rollout.Phase(store.PhaseOffline):
 		d.Offline, d.Phase = true, rollout.Phase(cmp.Or(detail, string(rollout.PhasePending)))
+	case inFlight(d.Phase) && detail == detailSilent:
+		d.Offline = true
 	}
 	return d
 }
@@ -326,6 +342,13 @@ func (s *Server) counts(ctx context.Context, ro *rolloutRec) ([]rollout.Counts, 
 			continue
 		}
 		c, n := &counts[stage], int(pc.Count)
+		switch p := rollout.Phase(pc.Phase); {
+		case inFlight(p) && detail == detailSilent,
+			// Written before silent devices in flight kept their phase.
+			p == rollout.Phase(store.PhaseOffline) && inFlight(rollout.Phase(detail)):
+			c.Silent += n
+			continue
+		}
 		switch rollout.Phase(pc.Phase) {
 		case rollout.PhasePending:
 			c.Pending += n
@@ -504,7 +527,12 @@ func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
 				reason := transport.Reason(r.Reason)
 				d = d.Observe(rollout.PhaseOf(transport.Outcome(r.Outcome), reason), reason, now)
 			}
-			d.Offline = !s.online(t, now)
+			if s.online(t, now) {
+				d.Offline = false
+			} else if d = d.Silent(ro.def, lastHeard(t), now); d.Reason == rollout.ReasonLost {
+				s.log.Warn("server: a device went silent during its update and is lost", "rollout", ro.rec.ID,
+					"device", t.ID, "last_seen", t.LastSeen)
+			}
 			if next := encodeDevice(ro.rec.ID, d); !sameDevice(next, rec) {
 				out = append(out, next)
 			}
@@ -517,11 +545,16 @@ func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
 // rule, from what the store holds: a terminal that has never beat is
 // judged from when it registered.
 func (s *Server) online(t store.Terminal, now time.Time) bool {
-	seen := t.LastSeen
-	if seen.IsZero() {
-		seen = t.RegisteredAt
+	return s.live.Judge(t.ID, lastHeard(t), t.Interval, now).Online
+}
+
+// lastHeard is when a terminal was last heard from: its latest heartbeat,
+// or its registration if it never beat.
+func lastHeard(t store.Terminal) time.Time {
+	if t.LastSeen.IsZero() {
+		return t.RegisteredAt
 	}
-	return s.live.Judge(t.ID, seen, t.Interval, now).Online
+	return t.LastSeen
 }
 
 // terminalCursor reads terminals in device ID order, a page at a time,
@@ -1002,7 +1035,9 @@ type RolloutStatus struct {
 
 // StageCounts are a stage's devices by where they are. Every device is
 // counted once: an unfinished device whose terminal has gone silent is
-// Offline (waiting, never failed), not in the phase it was in.
+// Offline (not offered yet: waiting, never failed) or Silent (holding an
+// offer: it holds the stage back, and is failed as lost after the
+// rollout's LostAfter), not in the phase it was in.
 type StageCounts struct {
 	Stage       int `json:"stage"`
 	Pending     int `json:"pending"`
@@ -1013,6 +1048,7 @@ type StageCounts struct {
 	Installed int `json:"installed"`
 	Failed    int `json:"failed"`
 	Offline   int `json:"offline"`
+	Silent    int `json:"silent"`
 	Expired   int `json:"expired"`
 	// FailedByReason splits Failed by reason code.
 	FailedByReason map[transport.Reason]int `json:"failed_by_reason,omitempty"`
@@ -1028,6 +1064,7 @@ func (c *StageCounts) add(o StageCounts) {
 	c.Installed += o.Installed
 	c.Failed += o.Failed
 	c.Offline += o.Offline
+	c.Silent += o.Silent
 	c.Expired += o.Expired
 	c.Accepted += o.Accepted
 	for r, n := range o.FailedByReason {
@@ -1077,7 +1114,7 @@ func (s *Server) view(ctx context.Context, ro *rolloutRec) (RolloutStatus, error
 	for i, c := range counts {
 		sc := StageCounts{Stage: i, Pending: c.Pending, Offered: c.Offered, Downloading: c.Downloading,
 			Installing: c.Installing, Installed: c.Succeeded, Failed: c.Failed.Total, Offline: c.Offline,
-			Expired: c.Expired, FailedByReason: c.Failed.ByReason}
+			Silent: c.Silent, Expired: c.Expired, FailedByReason: c.Failed.ByReason}
 		if i < len(d.Accepted) {
 			sc.Accepted = d.Accepted[i].Total
 		}
