@@ -137,10 +137,12 @@ const (
 //   - opens the next stage when the newest open stage has met the success
 //     threshold and has been open for Soak: succeeded devices are at least
 //     SuccessThreshold percent of the stage's devices, leaving out the
-//     offline (never offered) and expired ones and accepted failures;
+//     offline (never offered), expired and current ones and accepted
+//     failures;
 //     silent devices, which hold an offer, are not left out, so they hold
-//     the stage back. An empty stage is met at once; a stage with devices
-//     but none reachable (all offline) waits for them;
+//     the stage back. An empty stage, or one whose devices all run the
+//     release already, is met at once; a stage with devices but none
+//     reachable (all offline) waits for them;
 //   - completes it once the last stage is open and no device in any stage
 //     is unfinished.
 //
@@ -234,7 +236,7 @@ func breach(r Rollout, st Status, stage func(int) Counts) (Breach, bool) {
 	for i := 0; i <= st.Stage; i++ {
 		c, acc := stage(i), st.accepted(i)
 		finished := c.Finished() - acc.Total
-		total := c.Total() - acc.Total
+		total := c.Total() - c.Current - acc.Total
 		if finished <= 0 || finished < min(r.minFinished(), total) {
 			continue
 		}
@@ -252,12 +254,13 @@ func breach(r Rollout, st Status, stage func(int) Counts) (Breach, bool) {
 	return Breach{}, false
 }
 
-// met reports whether a stage has met r's success threshold.
+// met reports whether a stage has met r's success threshold. Devices
+// already current are not part of it.
 func met(r Rollout, c Counts, acc Failures) bool {
-	if c.Total() == 0 {
+	if c.Total()-c.Current == 0 {
 		return true
 	}
-	reachable := c.Total() - c.Offline - c.Expired - acc.Total
+	reachable := c.Total() - c.Offline - c.Expired - c.Current - acc.Total
 	if reachable <= 0 {
 		return c.Offline == 0
 	}

@@ -11,8 +11,9 @@ import (
 // [PhasePending].
 type Phase string
 
-// Phases, in the order a device goes through them. Succeeded, failed and
-// expired are finished: the rollout offers the device nothing more.
+// Phases, in the order a device goes through them. Succeeded, failed,
+// expired and current are finished: the rollout offers the device nothing
+// more.
 const (
 	// PhasePending: not offered the release yet.
 	PhasePending Phase = "pending"
@@ -31,6 +32,11 @@ const (
 	// PhaseExpired: the rollout expired before the device finished. Not a
 	// failure.
 	PhaseExpired Phase = "expired"
+	// PhaseCurrent: the device already ran the release when the rollout
+	// reached it (or got it another way before it was offered it). It
+	// installed nothing, so it is neither a success nor a failure: it is
+	// left out of the success threshold and of the failure rates.
+	PhaseCurrent Phase = "current"
 )
 
 func (p Phase) norm() Phase {
@@ -54,12 +60,12 @@ func (p Phase) rank() int {
 	case PhaseExpired:
 		return 4
 	}
-	return 5 // succeeded, failed: final
+	return 5 // succeeded, failed, current: final
 }
 
 // Finished reports whether p ends the device's part in the rollout.
 func (p Phase) Finished() bool {
-	return p == PhaseSucceeded || p == PhaseFailed || p == PhaseExpired
+	return p == PhaseSucceeded || p == PhaseFailed || p == PhaseExpired || p == PhaseCurrent
 }
 
 // inFlight reports whether p holds an unfinished offer.
@@ -123,7 +129,7 @@ func (d DeviceState) Observe(p Phase, reason transport.Reason, now time.Time) De
 	if p.rank() <= cur.rank() && !(cur == PhaseExpired && (p == PhaseSucceeded || p == PhaseFailed)) {
 		return d
 	}
-	if d.OfferedAt.IsZero() && p != PhaseExpired {
+	if d.OfferedAt.IsZero() && p != PhaseExpired && p != PhaseCurrent {
 		d.OfferedAt = now // a report without a recorded offer still started
 	}
 	d.Phase = p
@@ -230,11 +236,14 @@ type Counts struct {
 	// keep their MaxConcurrent places until they report or are lost.
 	Silent  int
 	Expired int
+	// Current devices already ran the release: neither successes nor
+	// failures, left out of the success threshold and the failure rates.
+	Current int
 }
 
 // Total returns the number of devices in the stage.
 func (c Counts) Total() int {
-	return c.Pending + c.InFlight() + c.Succeeded + c.Failed.Total + c.Offline + c.Expired
+	return c.Pending + c.InFlight() + c.Succeeded + c.Failed.Total + c.Offline + c.Expired + c.Current
 }
 
 // InFlight returns the devices holding an unfinished offer, silent ones
@@ -242,7 +251,7 @@ func (c Counts) Total() int {
 func (c Counts) InFlight() int { return c.Offered + c.Downloading + c.Installing + c.Silent }
 
 // Finished returns the devices whose attempt ended: succeeded or failed.
-// Expired devices did not finish.
+// Expired devices did not finish, and current ones made no attempt.
 func (c Counts) Finished() int { return c.Succeeded + c.Failed.Total }
 
 // Unfinished returns the devices the rollout still waits for.
@@ -261,6 +270,8 @@ func (c *Counts) add(d DeviceState) {
 		c.Failed.ByReason[d.Reason]++
 	case p == PhaseExpired:
 		c.Expired++
+	case p == PhaseCurrent:
+		c.Current++
 	case d.Offline && p.inFlight():
 		c.Silent++
 	case d.Offline:

@@ -43,6 +43,9 @@ func TestObserve(t *testing.T) {
 			at(rollout.PhaseExpired, "", time.Time{}, t2)},
 		{"expired device may still report", at(rollout.PhaseExpired, "", t1, t1), rollout.PhaseSucceeded, "",
 			at(rollout.PhaseSucceeded, "", t1, t2)},
+		{"current: no start", pending, rollout.PhaseCurrent, "", at(rollout.PhaseCurrent, "", time.Time{}, t2)},
+		{"current is final", at(rollout.PhaseCurrent, "", time.Time{}, t1), rollout.PhaseFailed, transport.ReasonBoot,
+			at(rollout.PhaseCurrent, "", time.Time{}, t1)},
 		{"expired device does not go back to work", at(rollout.PhaseExpired, "", t1, t1), rollout.PhaseDownloading, "",
 			at(rollout.PhaseExpired, "", t1, t1)},
 	}
@@ -136,6 +139,7 @@ func TestTally(t *testing.T) {
 		dev(1, rollout.PhaseFailed, transport.ReasonBoot, false),
 		dev(2, rollout.PhaseExpired, "", false),
 		dev(2, rollout.PhaseExpired, "", true),
+		dev(2, rollout.PhaseCurrent, "", false),               // ran the release already
 		dev(rollout.NoBatch, rollout.PhasePending, "", false), // in no stage
 		dev(3, rollout.PhasePending, "", false),               // beyond the plan
 	}
@@ -143,7 +147,7 @@ func TestTally(t *testing.T) {
 		{Pending: 1, Succeeded: 2},
 		{Pending: 1, Offered: 1, Downloading: 1, Installing: 1, Offline: 1, Silent: 1, Failed: rollout.Failures{
 			Total: 3, ByReason: map[transport.Reason]int{transport.ReasonHealth: 2, transport.ReasonBoot: 1}}},
-		{Expired: 2},
+		{Expired: 2, Current: 1},
 	}
 	got := rollout.Tally(r, devices)
 	if !reflect.DeepEqual(got, want) {

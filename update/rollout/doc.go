@@ -17,7 +17,8 @@
 // The server keeps, per rollout, a [Status] (scheduled, running with its
 // newest open stage, paused, halted with the [Breach] that stopped it,
 // aborted, completed) and, per device, a [DeviceState] (pending, offered,
-// downloading, installing, succeeded, failed with a reason code, expired).
+// downloading, installing, succeeded, failed with a reason code, expired,
+// or current when it ran the release already).
 // It counts device states per stage into [Counts], with [Tally] or with a
 // query in its store. Then:
 //
@@ -42,9 +43,13 @@
 // MaxConcurrent place, and once it has been silent for LostAfter (a day
 // by default) it is failed with [ReasonLost], which counts towards the
 // halt ([DeviceState.Silent]). Expired devices did not fail either: when
-// the rollout expires, those that had not finished are expired. Only
-// succeeded and failed devices are finished; failure rates are failed over
-// finished, per stage, overall and per reason code (a per-reason limit
+// the rollout expires, those that had not finished are expired. Devices
+// that already run the release when the rollout reaches them are current:
+// they installed nothing, so they are neither successes that would meet a
+// stage's threshold before anything was installed nor finished devices
+// that would dilute the failure rate of those that install. Only succeeded
+// and failed devices count as finished in the rates: failure rates are
+// failed over finished, per stage, overall and per reason code (a per-reason limit
 // catches one kind of failure, such as boot_failed, that the overall rate
 // would hide). A halted rollout that an operator resumes accepts the
 // failures so far: the limits count only failures after the resume.

@@ -463,3 +463,56 @@ func TestRolloutStateIsInTheStore(t *testing.T) {
 		t.Errorf("device state in the store: %+v, %v", d, err)
 	}
 }
+
+// Terminals that run the release already install nothing: they neither
+// meet a stage's success threshold before anything was installed nor
+// dilute the failures of those that install (review H2).
+func TestRolloutTerminalsAlreadyCurrent(t *testing.T) {
+	e, _, old := rolloutEnv(t, 10)
+	ctx := context.Background()
+	for i := range 190 {
+		if _, err := e.srv.Register(ctx, &transport.RegisterRequest{Enrollment: enrollment, Serial: fmt.Sprintf("UP%03d", i),
+			Model: "P300", Components: []transport.Component{{Name: "firmware", Version: "1.1.0"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := server.RolloutSpec{ID: "up", Release: fwRelease, Batches: []float64{50, 100}}
+	n := len(byStage(rollout.Rollout{ID: spec.ID, Batches: spec.Batches}, old)[1])
+	if n < 2 {
+		t.Skipf("%d terminals of stage 1 at 1.0.0; the test needs 2", n)
+	}
+	st, err := e.srv.CreateRollout(ctx, admin, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stage != 1 || st.Total.Current != 190 || st.Total.Installed != 0 || st.Total.Pending != 10 {
+		t.Fatalf("at creation: stage %d, %+v", st.Stage, st.Total)
+	}
+	for _, id := range old {
+		if offered(t, e.srv, id) {
+			report(t, e.srv, id, transport.OutcomeRolledBack, transport.ReasonBoot)
+		}
+	}
+	st = rolloutOf(t, e.srv, "up")
+	if st.State != rollout.StateHalted || st.Breach == nil || st.Breach.Finished != n {
+		t.Errorf("every install failed (%d of %d): %s stage %d, breach %+v, %+v", n, n, st.State, st.Stage, st.Breach, st.Stages)
+	}
+}
+
+// A terminal tracked at its release's old version that gets it another
+// way before its offer is current, not pending for ever.
+func TestRolloutTerminalCurrentBeforeItsOffer(t *testing.T) {
+	e, _, ids := rolloutEnv(t, 3)
+	ctx := context.Background()
+	if _, err := e.srv.CreateRollout(ctx, admin, server.RolloutSpec{ID: "r", Release: fwRelease, Batches: []float64{100}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.srv.Check(ctx, ids[0], &transport.CheckRequest{Model: "P300",
+		Components: []transport.Component{{Name: "firmware", Version: "1.1.0"}}})
+	if err != nil || len(resp.Offers) != 0 {
+		t.Fatalf("Check at 1.1.0 = %+v, %v", resp, err)
+	}
+	if st := rolloutOf(t, e.srv, "r"); st.Total.Current != 1 || st.Total.Pending != 2 {
+		t.Errorf("counts: %+v", st.Total)
+	}
+}

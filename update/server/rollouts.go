@@ -368,6 +368,8 @@ func (s *Server) counts(ctx context.Context, ro *rolloutRec) ([]rollout.Counts, 
 			c.Failed.ByReason[transport.Reason(detail)] += n
 		case rollout.PhaseExpired:
 			c.Expired += n
+		case rollout.PhaseCurrent:
+			c.Current += n
 		case rollout.Phase(store.PhaseOffline):
 			c.Offline += n
 		}
@@ -640,6 +642,15 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 		switch {
 		case err == nil:
 			g.state = decodeDevice(g.stored)
+			if !g.state.Phase.Finished() && !inFlight(g.state.Phase) &&
+				errors.Is(release.Compatible(dev, p.rel), release.ErrUpToDate) {
+				// It got the release another way before it was offered it.
+				next := encodeDevice(ro.rec.ID, g.state.Observe(rollout.PhaseCurrent, "", now))
+				if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
+					return nil, 0, fromStore(err, "rollout %s device %s", ro.rec.ID, t.ID)
+				}
+				continue
+			}
 		case errors.Is(err, store.ErrNotFound):
 			var ok bool
 			if g.state, ok = track(ro.def, t.ID, dev, p.rel, all, now); !ok {
@@ -685,7 +696,8 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 
 // track returns the state of terminal id entering rollout r of release
 // rel, and false if rel does not fit it. A terminal that already runs rel
-// has succeeded. A terminal that lacks what rel requires fits when the
+// is current: it installs nothing, so it counts neither as a success nor
+// in the failure rates. A terminal that lacks what rel requires fits when the
 // releases published (all) can give it that first: its plan installs them
 // before rel.
 func track(r rollout.Rollout, id string, dev release.Device, rel release.Release, all []release.Release, now time.Time) (rollout.DeviceState, bool) {
@@ -694,7 +706,7 @@ func track(r rollout.Rollout, id string, dev release.Device, rel release.Release
 	case err == nil:
 		return d, true
 	case errors.Is(err, release.ErrUpToDate):
-		return d.Observe(rollout.PhaseSucceeded, "", now), true
+		return d.Observe(rollout.PhaseCurrent, "", now), true
 	case errors.Is(err, release.ErrRequirementUnmet):
 		_, err := release.PlanFor(dev, rel, all, now)
 		return d, err == nil
@@ -1050,6 +1062,10 @@ type StageCounts struct {
 	Offline   int `json:"offline"`
 	Silent    int `json:"silent"`
 	Expired   int `json:"expired"`
+	// Current devices ran the release already when the rollout reached
+	// them: they install nothing, and count neither as installed nor in
+	// the failure rates.
+	Current int `json:"current"`
 	// FailedByReason splits Failed by reason code.
 	FailedByReason map[transport.Reason]int `json:"failed_by_reason,omitempty"`
 	// Accepted failures were accepted by an operator resuming a halt.
@@ -1066,6 +1082,7 @@ func (c *StageCounts) add(o StageCounts) {
 	c.Offline += o.Offline
 	c.Silent += o.Silent
 	c.Expired += o.Expired
+	c.Current += o.Current
 	c.Accepted += o.Accepted
 	for r, n := range o.FailedByReason {
 		if c.FailedByReason == nil {
@@ -1114,7 +1131,7 @@ func (s *Server) view(ctx context.Context, ro *rolloutRec) (RolloutStatus, error
 	for i, c := range counts {
 		sc := StageCounts{Stage: i, Pending: c.Pending, Offered: c.Offered, Downloading: c.Downloading,
 			Installing: c.Installing, Installed: c.Succeeded, Failed: c.Failed.Total, Offline: c.Offline,
-			Silent: c.Silent, Expired: c.Expired, FailedByReason: c.Failed.ByReason}
+			Silent: c.Silent, Expired: c.Expired, Current: c.Current, FailedByReason: c.Failed.ByReason}
 		if i < len(d.Accepted) {
 			sc.Accepted = d.Accepted[i].Total
 		}
