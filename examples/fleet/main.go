@@ -21,8 +21,9 @@
 // simulated while (its heartbeats saying so), then reports it committed or
 // failed with a reason code. The -fail share of each batch's installs
 // fails, spread evenly over the batch's reports in the order they are made
-// (with -fail 0.2 every fifth report fails), so the rollout's verdict
-// follows from the flags, not from luck. The pilot's lab terminals never fail, go offline or
+// (with -fail 0.2 every fifth report fails, and a failure is sent only once
+// the server has the reports before it), so the rollout's verdict follows
+// from the flags, not from luck or from the order reports arrive in. The pilot's lab terminals never fail, go offline or
 // crash. The -offline share of the fleet registers and never beats again;
 // the -crash share goes silent partway through its download for long
 // enough to be judged offline, then comes back and finishes.
@@ -34,7 +35,7 @@
 // beats and its minute of grace; installs take 20 to 60 seconds, and
 // terminals a rollout holds back ask again after 60 to 120 seconds, all of
 // the server's time. Rollouts are reconciled (offline devices swept,
-// decided again) every two heartbeats by the simulator calling
+// decided again) every half heartbeat by the simulator calling
 // [server.Server.Reconcile]; [server.Server.Run] writes heartbeats in
 // batches.
 //

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/upkeephq/upkeep/transport"
 )
@@ -30,7 +31,7 @@ func TestRollout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errs bytes.Buffer
 			args := []string{"-terminals", "300", "-store", "memory", "-batches", "10,50,100", "-fail", tt.fail,
-				"-every", "100ms", "-timeout", "2m"}
+				"-every", "100ms", "-timeout", "2m", "-speed", "150"}
 			if code := run(context.Background(), args, &out, &errs); code != 0 {
 				t.Fatalf("exit %d\n%s%s", code, out.String(), errs.String())
 			}
@@ -92,34 +93,86 @@ func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		fail      float64
 		reports   int
-		wantFails []int // which reports fail, from 1
+		wantFails []int64 // which reports fail, from 1
 	}{
 		{0, 20, nil},
-		{0.05, 60, []int{20, 40, 60}},
-		{0.2, 15, []int{5, 10, 15}},
-		{1, 3, []int{1, 2, 3}},
+		{0.05, 60, []int64{20, 40, 60}},
+		{0.2, 15, []int64{5, 10, 15}},
+		{1, 3, []int64{1, 2, 3}},
 	}
 	for _, tt := range tests {
 		o := newOutcomes(3, tt.fail)
-		var fails []int
+		var fails []int64
 		for k := 1; k <= tt.reports; k++ {
-			if out, reason, _ := o.next(1, false); out != transport.OutcomeCommitted {
-				if reason == transport.ReasonOK {
+			if v := o.next(1, false); v.outcome != transport.OutcomeCommitted {
+				if v.reason == transport.ReasonOK {
 					t.Errorf("fail %g: report %d failed with reason ok", tt.fail, k)
 				}
-				fails = append(fails, k)
+				fails = append(fails, v.turn)
 			}
 		}
 		if !slices.Equal(fails, tt.wantFails) {
 			t.Errorf("fail %g: reports %v failed, want %v", tt.fail, fails, tt.wantFails)
 		}
-		if out, _, _ := o.next(0, false); out != transport.OutcomeCommitted {
+		if v := o.next(0, false); v.outcome != transport.OutcomeCommitted {
 			t.Errorf("fail %g: a pilot terminal failed", tt.fail)
 		}
-		if out, _, _ := o.next(2, true); out != transport.OutcomeCommitted {
+		if v := o.next(2, true); v.outcome != transport.OutcomeCommitted {
 			t.Errorf("fail %g: a lab terminal failed", tt.fail)
 		}
 	}
+}
+
+// TestOutcomesWait: a failure waits until the server has acknowledged the
+// reports before it, whichever order they were acknowledged in; a
+// success never waits.
+func TestOutcomesWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		o := newOutcomes(2, 0.25)
+		vs := make([]verdict, 4)
+		for i := range vs {
+			vs[i] = o.next(1, false)
+		}
+		if vs[3].outcome == transport.OutcomeCommitted {
+			t.Fatalf("report 4 of a 25%% share: %+v, want a failure", vs[3])
+		}
+		if err := o.wait(ctx, vs[0]); err != nil {
+			t.Fatalf("a success waited: %v", err)
+		}
+		sent := make(chan struct{})
+		go func() {
+			if err := o.wait(ctx, vs[3]); err == nil {
+				close(sent)
+			}
+		}()
+		for n, i := range []int{2, 0} { // out of order, and one short
+			o.ack(vs[i])
+			synctest.Wait()
+			select {
+			case <-sent:
+				t.Fatalf("the failure went after %d acknowledgements, want 3", n+1)
+			default:
+			}
+		}
+		o.ack(vs[1])
+		synctest.Wait()
+		select {
+		case <-sent:
+		default:
+			t.Fatal("the failure still waits after the 3 reports before it were acknowledged")
+		}
+
+		cancelled, cancel := context.WithCancel(ctx)
+		o.next(1, false) // 5th: a success
+		o.next(1, false) // 6th
+		o.next(1, false) // 7th
+		v := o.next(1, false)
+		cancel()
+		if err := o.wait(cancelled, v); err == nil {
+			t.Errorf("wait with a cancelled context = nil, want its error")
+		}
+	})
 }
 
 func TestRoles(t *testing.T) {

@@ -80,31 +80,88 @@ func (l *latencies) reset() {
 }
 
 // outcomes decides how each install ends: the fail share of each stage's
-// reports fails, spread evenly over them in the order they are made.
+// reports fails, spread evenly over them in the order they are made, and
+// a failure is sent only once the server has the reports before it.
 type outcomes struct {
 	fail    float64
-	reports []atomic.Int64 // per stage
+	mu      sync.Mutex
+	decided []int64       // per stage: reports whose outcome is decided
+	acked   []int64       // per stage: reports the server acknowledged
+	changed chan struct{} // closed, and replaced, when acked grows
 }
 
 func newOutcomes(stages int, fail float64) *outcomes {
-	return &outcomes{fail: fail, reports: make([]atomic.Int64, stages)}
+	return &outcomes{fail: fail, decided: make([]int64, stages), acked: make([]int64, stages),
+		changed: make(chan struct{})}
 }
 
-// next returns how the next install of stage ends. The k-th report of a
+// verdict is how one install ends.
+type verdict struct {
+	outcome transport.Outcome
+	reason  transport.Reason
+	phase   string
+	stage   int
+	turn    int64 // its place among its stage's reports, from 1; 0 if not counted
+}
+
+var committed = verdict{outcome: transport.OutcomeCommitted, reason: transport.ReasonOK, phase: "committing"}
+
+// next decides how the next install of stage ends. The k-th report of a
 // stage (from 1) fails when ⌊k·fail⌋ goes up at k: with fail 0.2 the 5th,
-// 10th, 15th... fail; with 0.05 the 20th, 40th... So a stage's failure
-// rate never runs ahead of the share, which would halt a rollout whose
-// share is within its limit, nor lags behind it by more than one report.
-func (o *outcomes) next(stage int, lab bool) (outcome transport.Outcome, reason transport.Reason, phase string) {
-	if lab || stage < 1 || stage >= len(o.reports) {
-		return transport.OutcomeCommitted, transport.ReasonOK, "committing"
+// 10th, 15th... fail; with 0.05 the 20th, 40th... Lab terminals and the
+// pilot never fail.
+func (o *outcomes) next(stage int, lab bool) verdict {
+	if lab || stage < 1 || stage >= len(o.decided) {
+		return committed
 	}
-	k := o.reports[stage].Add(1)
+	o.mu.Lock()
+	o.decided[stage]++
+	k := o.decided[stage]
+	o.mu.Unlock()
+	v := committed
+	v.stage, v.turn = stage, k
 	if math.Floor(float64(k)*o.fail) > math.Floor(float64(k-1)*o.fail) {
 		r := failReasons[int(k)%len(failReasons)]
-		return r.outcome, r.reason, r.phase
+		v.outcome, v.reason, v.phase = r.outcome, r.reason, r.phase
 	}
-	return transport.OutcomeCommitted, transport.ReasonOK, "committing"
+	return v
+}
+
+// wait returns once v may be sent: at once for a success; for a failure,
+// once the server has acknowledged as many of its stage's reports as
+// come before it. Reports travel concurrently and arrive in any order; a
+// failure that overtook the successes before it would let the server see
+// a failure rate above the share, and halt a rollout whose share is
+// within its limit.
+func (o *outcomes) wait(ctx context.Context, v verdict) error {
+	if v.outcome == transport.OutcomeCommitted || v.turn == 0 {
+		return nil
+	}
+	for {
+		o.mu.Lock()
+		ok, changed := o.acked[v.stage] >= v.turn-1, o.changed
+		o.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ack records that the server acknowledged v.
+func (o *outcomes) ack(v verdict) {
+	if v.turn == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.acked[v.stage]++
+	close(o.changed)
+	o.changed = make(chan struct{})
+	o.mu.Unlock()
 }
 
 // terminal is one simulated terminal: the protocol client alone.
@@ -134,9 +191,7 @@ type step struct {
 // job is an offer being "installed".
 type job struct {
 	steps   []step
-	outcome transport.Outcome
-	reason  transport.Reason
-	phase   string
+	verdict verdict
 	decided bool
 }
 
@@ -206,17 +261,21 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				continue
 			}
 			if !work.decided {
-				work.outcome, work.reason, work.phase = s.outcomes.next(t.stage, t.role == roleLab)
+				work.verdict = s.outcomes.next(t.stage, t.role == roleLab)
 				work.decided = true
 			}
+			v := work.verdict
+			if err := s.outcomes.wait(ctx, v); err != nil {
+				return
+			}
 			to := e.from
-			if work.outcome == transport.OutcomeCommitted {
+			if v.outcome == transport.OutcomeCommitted {
 				to = versionOf(s.release)
 			}
 			at := e.clock()
 			t0 := time.Now()
 			_, err := t.api.Report(ctx, &transport.ReportRequest{ID: "fleet-" + s.release, Release: s.release,
-				From: e.from, To: to, Phase: work.phase, Outcome: work.outcome, Reason: work.reason, At: at})
+				From: e.from, To: to, Phase: v.phase, Outcome: v.outcome, Reason: v.reason, At: at})
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -225,14 +284,15 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 				work.steps[0].until = now.Add(e.wall(10 * time.Second)) // try again
 				continue
 			}
+			s.outcomes.ack(v)
 			s.count.reports.Add(1)
 			s.count.reportTime.add(t0)
-			if work.outcome != transport.OutcomeCommitted {
+			if v.outcome != transport.OutcomeCommitted {
 				s.count.failed.Add(1)
 			} else {
 				components[0].Version = to
 			}
-			last = &transport.Result{Release: s.release, Outcome: work.outcome, Reason: work.reason, At: at}
+			last = &transport.Result{Release: s.release, Outcome: v.outcome, Reason: v.reason, At: at}
 			work = nil
 			nextCheck = now.Add(between(0, interval))
 		case doBeat:
