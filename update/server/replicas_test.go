@@ -278,3 +278,73 @@ func testReplicasShareTheStartCap(t *testing.T, a, b *env, clk *clock) {
 		t.Errorf("%d offers in the second minute, want 6: 3 again and 3 new", n)
 	}
 }
+
+// TestReplicasHoldTheCaps: a burst of first checks through two replicas
+// at once offers no more than a rollout's caps allow, and refuses none of
+// the checks with an error; the caps are taken in the store with the
+// device's offer, not by a compare and swap on the rollout that the
+// checks fight over (review H3, M1).
+func TestReplicasHoldTheCaps(t *testing.T) { forEachBackend(t, testReplicasHoldTheCaps) }
+
+func testReplicasHoldTheCaps(t *testing.T, a, b *env, _ *clock) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		terminals int
+		spec      server.RolloutSpec
+		want      int
+	}{
+		{"concurrency", 40, server.RolloutSpec{MaxConcurrent: 5}, 5},
+		{"starts", 40, server.RolloutSpec{MaxStartsPerMinute: 7}, 7},
+		{"both", 40, server.RolloutSpec{MaxConcurrent: 5, MaxStartsPerMinute: 7}, 5},
+		{"burst", 120, server.RolloutSpec{MaxStartsPerMinute: 10_000}, 120},
+	}
+	srvs := [2]*server.Server{a.srv, b.srv}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids := make([]string, tt.terminals)
+			for i := range ids {
+				ids[i] = a.register(fmt.Sprintf("%s-%03d", tt.name, i), "P300")
+				if err := a.srv.SetLabels(ctx, admin, ids[i], tt.name, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spec := tt.spec
+			spec.ID, spec.Release, spec.Groups, spec.Batches = tt.name, fwRelease, []string{tt.name}, []float64{100}
+			if _, err := a.srv.CreateRollout(ctx, admin, spec); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			offers, refused := 0, 0
+			var errs []error
+			for i, id := range ids {
+				wg.Go(func() {
+					resp, err := srvs[i%2].Check(ctx, id, &transport.CheckRequest{Model: "P300",
+						Components: []transport.Component{{Name: "firmware", Version: "1.0.0"}}})
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil:
+						errs = append(errs, err)
+					case len(resp.Offers) > 0:
+						offers++
+					case resp.RetryAfterSeconds > 0 && resp.RetryAfterSeconds <= 120:
+						refused++
+					default:
+						errs = append(errs, fmt.Errorf("no offer and retry after %ds", resp.RetryAfterSeconds))
+					}
+				})
+			}
+			wg.Wait()
+			st := rolloutOf(t, a.srv, tt.name)
+			if len(errs) > 0 {
+				t.Errorf("%d of %d checks failed, e.g. %v", len(errs), len(ids), errs[0])
+			}
+			if offers != tt.want || st.Total.Offered != tt.want || refused != len(ids)-tt.want {
+				t.Errorf("%d offers, %d devices offered, %d told to come back within 2 minutes; want %d, %d, %d",
+					offers, st.Total.Offered, refused, tt.want, tt.want, len(ids)-tt.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,11 @@ const pageSize = 1000
 // casRetries bounds the attempts at a compare-and-swap on a rollout that
 // other replicas keep changing.
 const casRetries = 16
+
+// inFlightPhases are the stored phases of devices that hold an offer,
+// silent ones included: what MaxConcurrent caps.
+var inFlightPhases = []store.Phase{store.Phase(rollout.PhaseOffered), store.Phase(rollout.PhaseDownloading),
+	store.Phase(rollout.PhaseInstalling)}
 
 // RolloutSpec defines a staged rollout of a published release: which
 // terminals, in which stages, how fast, and when it halts by itself. It is
@@ -134,10 +140,6 @@ type statusDoc struct {
 	// it gave; a rollout not decided for Config.RolloutEvery is decided
 	// again on the next check.
 	DecidedAt time.Time `json:"decided_at,omitzero"`
-	// Starts devices were first offered the release in the calendar
-	// minute Minute: the shared count behind MaxStartsPerMinute.
-	Minute time.Time `json:"minute,omitzero"`
-	Starts int       `json:"starts,omitempty"`
 }
 
 func (d statusDoc) status() rollout.Status {
@@ -238,10 +240,23 @@ func (s *Server) rolloutsByRelease(ctx context.Context) (map[string][]*rolloutRe
 
 // updateRollout changes a rollout by compare and swap: it reads it,
 // passes it to change, and writes what change leaves when change reports
-// a change, reading again and retrying when another writer came first.
-// change may run several times and must start afresh each time.
+// a change, reading again and retrying, after a short random wait that
+// grows, when another writer came first. change may run several times
+// and must start afresh each time. Only status changes (decisions and
+// operators' commands) take this path: offers take their places under the
+// caps in the store (ClaimRolloutDevice), so a burst of checks does not
+// fight over the rollout.
 func (s *Server) updateRollout(ctx context.Context, id string, change func(ro *rolloutRec) (bool, error)) (*rolloutRec, error) {
-	for range casRetries {
+	for attempt := range casRetries {
+		if attempt > 0 {
+			wait := time.NewTimer(time.Duration(1 + rand.Int64N(int64(attempt)*int64(2*time.Millisecond))))
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return nil, ctx.Err()
+			case <-wait.C:
+			}
+		}
 		ro, err := s.loadRollout(ctx, id)
 		if err != nil {
 			return nil, err
@@ -633,10 +648,13 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 			later(time.Minute) // being created: its devices are being tracked
 			continue
 		}
-		ro, err := s.fresh(ctx, ro, now)
-		if err != nil {
+		fr, err := s.fresh(ctx, ro, now)
+		switch {
+		case err == nil:
+			ro = fr
+		case !errors.Is(err, transport.ErrConflict):
 			return nil, 0, err
-		}
+		} // else other replicas keep deciding it: go on with it as read
 		g := &grant{ro: ro}
 		g.stored, err = s.store.RolloutDevice(ctx, ro.rec.ID, t.ID)
 		switch {
@@ -671,9 +689,11 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 			return nil, 0, fromStore(err, "rollout %s device %s", ro.rec.ID, t.ID)
 		}
 		g.state.Offline = false // it is checking
+		// The caps as last read, to refuse at once when they are reached;
+		// commitOffer takes the place for good.
 		load := rollout.Load{}
-		if ro.def.MaxStartsPerMinute > 0 && ro.doc.Minute.Equal(now.Truncate(time.Minute)) {
-			load.StartedThisMinute = ro.doc.Starts
+		if ro.def.MaxStartsPerMinute > 0 && ro.rec.StartsWindow.Equal(now.Truncate(time.Minute)) {
+			load.StartedThisMinute = ro.rec.Starts
 		}
 		if ro.def.MaxConcurrent > 0 && !inFlight(g.state.Phase) {
 			counts, err := s.counts(ctx, ro)
@@ -750,46 +770,55 @@ func groupsOf(t store.Terminal) []string {
 	return []string{t.Group}
 }
 
-// commitOffer records an offer a rollout granted: a first offer takes a
-// start from the rollout's per-minute cap, shared by the replicas, and
-// the device becomes offered. It reports false, and when to ask again, if
-// the cap was taken meanwhile or the rollout stopped.
+// commitOffer records an offer a rollout granted. A first offer takes its
+// place under the rollout's caps (MaxConcurrent, MaxStartsPerMinute) in
+// the store, in the one transaction that marks the device offered, so
+// that concurrent checks on any replica never overshoot them. It reports
+// false, and when to ask again, if a cap was reached meanwhile or the
+// device's state changed under it.
 func (s *Server) commitOffer(ctx context.Context, g *grant, now time.Time) (bool, time.Duration, error) {
 	if g.untracked {
 		return true, 0, nil
 	}
-	if !inFlight(g.state.Phase) && g.ro.def.MaxStartsPerMinute > 0 {
-		minute := now.Truncate(time.Minute)
-		taken := false
-		_, err := s.updateRollout(ctx, g.ro.rec.ID, func(ro *rolloutRec) (bool, error) {
-			taken = false
-			if ro.doc.State != rollout.StateRunning {
-				return false, nil
-			}
-			if !ro.doc.Minute.Equal(minute) {
-				ro.doc.Minute, ro.doc.Starts = minute, 0
-			}
-			if ro.doc.Starts >= ro.def.MaxStartsPerMinute {
-				return false, nil
-			}
-			ro.doc.Starts++
-			taken = true
-			return true, nil
-		})
+	id, dev := g.ro.rec.ID, g.state.DeviceID
+	next := encodeDevice(id, g.state.MarkOffered(now))
+	if sameDevice(next, g.stored) {
+		return true, 0, nil
+	}
+	change := store.DeviceChange{State: next, IfPhase: g.stored.Phase, IfReason: g.stored.Reason}
+	if inFlight(g.state.Phase) {
+		// Offered again (it lost its offer, or was silent): it has its
+		// place. A report or a sweep that changed it meanwhile wins.
+		_, err := s.store.ChangeRolloutDevices(ctx, []store.DeviceChange{change})
+		return err == nil, 0, fromStore(err, "rollout %s device %s", id, dev)
+	}
+	c := store.Claim{DeviceChange: change}
+	if n := g.ro.def.MaxConcurrent; n > 0 {
+		c.InFlight, c.MaxInFlight = inFlightPhases, n
+	}
+	if n := g.ro.def.MaxStartsPerMinute; n > 0 {
+		c.Window, c.MaxStarts = now.Truncate(time.Minute), n
+	}
+	err := s.store.ClaimRolloutDevice(ctx, c)
+	switch {
+	case err == nil:
+		return true, 0, nil
+	case errors.Is(err, store.ErrLimit):
+		// As rollout.Offer answers a device the caps refuse.
+		full := rollout.Load{StartedThisMinute: g.ro.def.MaxStartsPerMinute, InFlight: g.ro.def.MaxConcurrent}
+		return false, rollout.Offer(g.ro.def, g.ro.doc.status(), g.state, now, full).RetryAfter, nil
+	case errors.Is(err, store.ErrConflict):
+		// Another check of the terminal, or its report, came first.
+		rec, err := s.store.RolloutDevice(ctx, id, dev)
 		if err != nil {
-			return false, 0, err
+			return false, 0, fromStore(err, "rollout %s device %s", id, dev)
 		}
-		if !taken {
-			return false, minute.Add(time.Minute).Sub(now), nil
+		if inFlight(decodeDevice(rec).Phase) {
+			return true, 0, nil // offered by the other check, under the caps
 		}
+		return false, 10 * time.Second, nil
 	}
-	next := encodeDevice(g.ro.rec.ID, g.state.MarkOffered(now))
-	if !sameDevice(next, g.stored) {
-		if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
-			return false, 0, fromStore(err, "rollout %s device %s", g.ro.rec.ID, g.state.DeviceID)
-		}
-	}
-	return true, 0, nil
+	return false, 0, fromStore(err, "rollout %s device %s", id, dev)
 }
 
 // notYet reports whether a report says the terminal refused a release

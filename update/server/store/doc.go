@@ -15,8 +15,9 @@
 // heartbeat and result, pending directives), their reports (recorded once
 // per report ID), published releases, rollouts (opaque definitions and
 // status updated by compare-and-swap on a version), each device's state in
-// each rollout (counted by phase and reason without reading the rows), and
-// an append-only audit log.
+// each rollout (counted by phase and reason without reading the rows;
+// changed only if it is still what its writer read, and claimed under a
+// rollout's caps in the same transaction), and an append-only audit log.
 //
 // Heartbeats are the hot path: a fleet of a hundred thousand terminals
 // beating every five minutes is over three hundred writes a second. They

@@ -19,8 +19,8 @@ var (
 	ErrExists = errors.New("store: already exists")
 
 	// ErrConflict reports a compare-and-swap that lost: the record's
-	// version is no longer the one the caller read. Read it again, reapply
-	// the change and retry.
+	// version (or a device's state in a rollout) is no longer the one the
+	// caller read. Read it again, reapply the change and retry.
 	ErrConflict = errors.New("store: version conflict")
 
 	// ErrInvalid reports a record the store refuses: an empty or malformed
@@ -31,6 +31,12 @@ var (
 	// ErrClosed reports a store, or a [Batcher], that is closed or no
 	// longer running.
 	ErrClosed = errors.New("store: closed")
+
+	// ErrLimit reports a claim that a rollout's cap refused: enough
+	// devices are in flight, or enough claims were written in the window
+	// ([Rollouts.ClaimRolloutDevice]). Nothing was written; try again
+	// later.
+	ErrLimit = errors.New("store: limit reached")
 )
 
 // Error is an error about one record. It matches its Err with errors.Is,

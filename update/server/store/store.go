@@ -117,10 +117,32 @@ type Rollouts interface {
 	UpdateRollout(ctx context.Context, r Rollout) (Rollout, error)
 
 	// PutRolloutDevices writes many devices' rollout states in one
-	// transaction, replacing the states they had. Later entries for the
-	// same device win. It returns ErrNotFound, and writes nothing, if a
-	// rollout does not exist.
+	// transaction, replacing the states they had, whatever they were.
+	// Later entries for the same device win. It returns ErrNotFound, and
+	// writes nothing, if a rollout does not exist. Writers that read a
+	// state before they change it use ChangeRolloutDevices.
 	PutRolloutDevices(ctx context.Context, states []RolloutDevice) error
+
+	// ChangeRolloutDevices writes device states in one transaction, each
+	// only if the store still holds the state its writer read (see
+	// [DeviceChange]), and reports which it wrote, in order. A change whose
+	// condition fails writes nothing: its writer reads the device again and
+	// decides anew, so no writer overwrites a state it has not seen.
+	// Several changes of one device apply in turn, each against what the
+	// ones before it left. It returns ErrNotFound, and writes nothing, if
+	// a rollout does not exist.
+	ChangeRolloutDevices(ctx context.Context, changes []DeviceChange) ([]bool, error)
+
+	// ClaimRolloutDevice writes one change, as ChangeRolloutDevices does,
+	// and only if the rollout's caps allow it, in one transaction with
+	// every other write of the rollout's devices: fewer than
+	// c.MaxInFlight devices of the rollout in the phases c.InFlight, and
+	// fewer than c.MaxStarts claims written in the window c.Window (see
+	// [Claim]). It returns ErrConflict if the device's state is not the one
+	// the change expects and ErrLimit if a cap is reached, both as an
+	// *Error, and then writes nothing; ErrNotFound if the rollout does
+	// not exist. It is what makes a rollout's caps exact across replicas.
+	ClaimRolloutDevice(ctx context.Context, c Claim) error
 
 	// RolloutDevice returns a device's state in a rollout, or ErrNotFound.
 	RolloutDevice(ctx context.Context, rolloutID, deviceID string) (RolloutDevice, error)
@@ -304,6 +326,12 @@ type Rollout struct {
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// StartsWindow is the latest window a claim counted in, and Starts
+	// how many claims were written in it ([Rollouts.ClaimRolloutDevice]).
+	// The store keeps them: CreateRollout starts them at zero, and
+	// UpdateRollout leaves them as they are (nor do they change Version).
+	StartsWindow time.Time `json:"starts_window,omitzero"`
+	Starts       int       `json:"starts,omitempty"`
 }
 
 // Phase is where a device is in a rollout. The store does not interpret
@@ -329,6 +357,35 @@ type RolloutDevice struct {
 	Reason    string    `json:"reason,omitempty"`
 	Attempts  int       `json:"attempts,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// DeviceChange is a conditional write of one device's state in a rollout:
+// State is written only if the store still holds, for the device, the
+// phase and reason its writer read, IfPhase and IfReason. An empty
+// IfPhase means the device must have no state in the rollout yet (a first
+// write).
+type DeviceChange struct {
+	State    RolloutDevice
+	IfPhase  Phase
+	IfReason string
+}
+
+// Claim is a change that takes a place under a rollout's caps, such as a
+// device's first offer: [Rollouts.ClaimRolloutDevice] writes it only if
+// the caps allow. A zero cap is no cap.
+type Claim struct {
+	DeviceChange
+	// MaxInFlight caps the devices of the rollout whose phase is one of
+	// InFlight (counted before the change is written).
+	InFlight    []Phase
+	MaxInFlight int
+	// MaxStarts caps the claims written per window: Window is when the
+	// claim's window began (a calendar minute, say); it is required with
+	// MaxStarts. A claim in a window later than the rollout's
+	// StartsWindow starts the count afresh; one in an earlier window (a
+	// replica whose clock lags) counts in the later one.
+	Window    time.Time
+	MaxStarts int
 }
 
 // PhaseCount is how many devices of a rollout are in a phase for a reason.

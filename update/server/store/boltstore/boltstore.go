@@ -497,6 +497,7 @@ func (s *Store) CreateRollout(ctx context.Context, r store.Rollout) (store.Rollo
 	}
 	r = record.Rollout(r)
 	r.Version = 1
+	r.StartsWindow, r.Starts = time.Time{}, 0
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bRollouts)
 		if b.Get([]byte(r.ID)) != nil {
@@ -554,6 +555,7 @@ func (s *Store) UpdateRollout(ctx context.Context, r store.Rollout) (store.Rollo
 		}
 		r.Version++
 		r.CreatedAt = old.CreatedAt
+		r.StartsWindow, r.Starts = old.StartsWindow, old.Starts
 		return put(b, []byte(r.ID), r)
 	})
 	if err != nil {
@@ -578,25 +580,129 @@ func (s *Store) PutRolloutDevices(ctx context.Context, states []store.RolloutDev
 			}
 		}
 		for _, d := range states {
-			d = record.RolloutDevice(d)
-			k := key(d.RolloutID, d.DeviceID)
-			if v := devs.Get(k); v != nil {
-				var old store.RolloutDevice
-				if err := json.Unmarshal(v, &old); err != nil {
-					return fmt.Errorf("boltstore: rollout device %q is corrupt: %w", k, err)
-				}
-				if err := addCount(counts, key(old.RolloutID, string(old.Phase), old.Reason), -1); err != nil {
-					return err
-				}
-			}
-			if err := addCount(counts, key(d.RolloutID, string(d.Phase), d.Reason), 1); err != nil {
-				return err
-			}
-			if err := put(devs, k, d); err != nil {
+			if err := putDevice(devs, counts, d); err != nil {
 				return err
 			}
 		}
 		return nil
+	})
+}
+
+// getDevice reads a device's state, and reports whether it has one.
+func getDevice(devs *bolt.Bucket, rolloutID, deviceID string) (store.RolloutDevice, bool, error) {
+	k := key(rolloutID, deviceID)
+	v := devs.Get(k)
+	if v == nil {
+		return store.RolloutDevice{}, false, nil
+	}
+	var d store.RolloutDevice
+	if err := json.Unmarshal(v, &d); err != nil {
+		return d, false, fmt.Errorf("boltstore: rollout device %q is corrupt: %w", k, err)
+	}
+	return d, true, nil
+}
+
+// putDevice writes a device's state and keeps the counters in step.
+func putDevice(devs, counts *bolt.Bucket, d store.RolloutDevice) error {
+	d = record.RolloutDevice(d)
+	old, ok, err := getDevice(devs, d.RolloutID, d.DeviceID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := addCount(counts, key(old.RolloutID, string(old.Phase), old.Reason), -1); err != nil {
+			return err
+		}
+	}
+	if err := addCount(counts, key(d.RolloutID, string(d.Phase), d.Reason), 1); err != nil {
+		return err
+	}
+	return put(devs, key(d.RolloutID, d.DeviceID), d)
+}
+
+// ChangeRolloutDevices implements [store.Rollouts].
+func (s *Store) ChangeRolloutDevices(ctx context.Context, changes []store.DeviceChange) ([]bool, error) {
+	for i := range changes {
+		if err := record.CheckDeviceChange(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	var applied []bool
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		rollouts, devs, counts := tx.Bucket(bRollouts), tx.Bucket(bRDevices), tx.Bucket(bRCounts)
+		for _, c := range changes {
+			if rollouts.Get([]byte(c.State.RolloutID)) == nil {
+				return &store.Error{Kind: store.KindRollout, Key: c.State.RolloutID, Err: store.ErrNotFound}
+			}
+		}
+		applied = make([]bool, len(changes))
+		for i, c := range changes {
+			old, ok, err := getDevice(devs, c.State.RolloutID, c.State.DeviceID)
+			if err != nil {
+				return err
+			}
+			if !record.Holds(c, old, ok) {
+				continue
+			}
+			if err := putDevice(devs, counts, c.State); err != nil {
+				return err
+			}
+			applied[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// ClaimRolloutDevice implements [store.Rollouts]: bbolt has one writer at
+// a time, so the caps are read and the claim written in one transaction.
+func (s *Store) ClaimRolloutDevice(ctx context.Context, c store.Claim) error {
+	if err := record.CheckClaim(&c); err != nil {
+		return err
+	}
+	id := c.State.RolloutID
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		rollouts, devs, counts := tx.Bucket(bRollouts), tx.Bucket(bRDevices), tx.Bucket(bRCounts)
+		r, err := get[store.Rollout](rollouts, []byte(id), store.KindRollout, id)
+		if err != nil {
+			return err
+		}
+		old, ok, err := getDevice(devs, id, c.State.DeviceID)
+		if err != nil {
+			return err
+		}
+		if !record.Holds(c.DeviceChange, old, ok) {
+			return record.Conflict(c.DeviceChange)
+		}
+		if c.MaxInFlight > 0 {
+			var n int64
+			for _, p := range c.InFlight {
+				prefix := key(id, string(p), "")
+				cur := counts.Cursor()
+				for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+					if len(v) == 8 {
+						n += int64(binary.BigEndian.Uint64(v))
+					}
+				}
+			}
+			if n >= int64(c.MaxInFlight) {
+				return record.InFlightLimit(id, n, int64(c.MaxInFlight))
+			}
+		}
+		if c.MaxStarts > 0 {
+			w, n := record.Starts(r.StartsWindow, r.Starts, c.Window)
+			if n >= c.MaxStarts {
+				return record.StartsLimit(id, w, n, c.MaxStarts)
+			}
+			r.StartsWindow, r.Starts = w, n+1
+			if err := put(rollouts, []byte(id), r); err != nil {
+				return err
+			}
+		}
+		return putDevice(devs, counts, c.State)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/upkeephq/upkeep/update/server/store"
 	"github.com/upkeephq/upkeep/update/server/store/internal/record"
@@ -328,6 +329,7 @@ func (s *Store) CreateRollout(ctx context.Context, r store.Rollout) (store.Rollo
 	}
 	r = record.Rollout(r)
 	r.Version = 1
+	r.StartsWindow, r.Starts = time.Time{}, 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.rollouts[r.ID]; ok {
@@ -385,6 +387,7 @@ func (s *Store) UpdateRollout(ctx context.Context, r store.Rollout) (store.Rollo
 	}
 	r.Version++
 	r.CreatedAt = old.CreatedAt
+	r.StartsWindow, r.Starts = old.StartsWindow, old.Starts
 	s.rollouts[r.ID] = r
 	return record.Rollout(r), nil
 }
@@ -407,22 +410,96 @@ func (s *Store) PutRolloutDevices(ctx context.Context, states []store.RolloutDev
 		}
 	}
 	for _, d := range states {
-		d = record.RolloutDevice(d)
-		devs := s.rdevices[d.RolloutID]
-		counts := s.counts[d.RolloutID]
-		if devs == nil {
-			devs, counts = map[string]store.RolloutDevice{}, map[countKey]int64{}
-			s.rdevices[d.RolloutID], s.counts[d.RolloutID] = devs, counts
+		s.putDevice(d)
+	}
+	return nil
+}
+
+// putDevice writes a device's state and keeps the counters in step.
+func (s *Store) putDevice(d store.RolloutDevice) {
+	d = record.RolloutDevice(d)
+	devs := s.rdevices[d.RolloutID]
+	counts := s.counts[d.RolloutID]
+	if devs == nil {
+		devs, counts = map[string]store.RolloutDevice{}, map[countKey]int64{}
+		s.rdevices[d.RolloutID], s.counts[d.RolloutID] = devs, counts
+	}
+	if old, ok := devs[d.DeviceID]; ok {
+		k := countKey{old.Phase, old.Reason}
+		if counts[k]--; counts[k] == 0 {
+			delete(counts, k)
 		}
-		if old, ok := devs[d.DeviceID]; ok {
-			k := countKey{old.Phase, old.Reason}
-			if counts[k]--; counts[k] == 0 {
-				delete(counts, k)
+	}
+	devs[d.DeviceID] = d
+	counts[countKey{d.Phase, d.Reason}]++
+}
+
+// ChangeRolloutDevices implements [store.Rollouts].
+func (s *Store) ChangeRolloutDevices(ctx context.Context, changes []store.DeviceChange) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range changes {
+		if err := record.CheckDeviceChange(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		if _, ok := s.rollouts[c.State.RolloutID]; !ok {
+			return nil, notFound(store.KindRollout, c.State.RolloutID)
+		}
+	}
+	applied := make([]bool, len(changes))
+	for i, c := range changes {
+		old, ok := s.rdevices[c.State.RolloutID][c.State.DeviceID]
+		if record.Holds(c, old, ok) {
+			s.putDevice(c.State)
+			applied[i] = true
+		}
+	}
+	return applied, nil
+}
+
+// ClaimRolloutDevice implements [store.Rollouts].
+func (s *Store) ClaimRolloutDevice(ctx context.Context, c store.Claim) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := record.CheckClaim(&c); err != nil {
+		return err
+	}
+	id := c.State.RolloutID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rollouts[id]
+	if !ok {
+		return notFound(store.KindRollout, id)
+	}
+	if old, ok := s.rdevices[id][c.State.DeviceID]; !record.Holds(c.DeviceChange, old, ok) {
+		return record.Conflict(c.DeviceChange)
+	}
+	if c.MaxInFlight > 0 {
+		var n int64
+		for k, v := range s.counts[id] {
+			if slices.Contains(c.InFlight, k.phase) {
+				n += v
 			}
 		}
-		devs[d.DeviceID] = d
-		counts[countKey{d.Phase, d.Reason}]++
+		if n >= int64(c.MaxInFlight) {
+			return record.InFlightLimit(id, n, int64(c.MaxInFlight))
+		}
 	}
+	if c.MaxStarts > 0 {
+		w, n := record.Starts(r.StartsWindow, r.Starts, c.Window)
+		if n >= c.MaxStarts {
+			return record.StartsLimit(id, w, n, c.MaxStarts)
+		}
+		r.StartsWindow, r.Starts = w, n+1
+		s.rollouts[id] = r
+	}
+	s.putDevice(c.State)
 	return nil
 }
 

@@ -12,7 +12,11 @@
 // one UPDATE sets them all from a JSON array of the batch. Rollouts change
 // by compare and swap on a version column. A rollout's counts by phase and
 // reason are kept in a table that every write of device states updates in
-// the same statement, so counting reads a few rows, not the devices.
+// the same statement, so counting reads a few rows, not the devices. Every
+// write of a rollout's device states takes the rollout's advisory lock
+// first, so a conditional change reads the states it compares with, and a
+// claim the counts and starts its caps compare with, as no one else is
+// changing them.
 package pgstore
 
 import (
@@ -693,13 +697,13 @@ func (s *Store) DeleteRelease(ctx context.Context, id, channel string) error {
 	return nil
 }
 
-const rolloutColumns = "id, definition, status, version, created_at, updated_at"
+const rolloutColumns = "id, definition, status, version, created_at, updated_at, starts_window, starts"
 
 func scanRollout(row pgx.Row) (store.Rollout, error) {
 	var r store.Rollout
-	var created, updated *time.Time
-	err := row.Scan(&r.ID, &r.Definition, &r.Status, &r.Version, &created, &updated)
-	r.CreatedAt, r.UpdatedAt = untime(created), untime(updated)
+	var created, updated, window *time.Time
+	err := row.Scan(&r.ID, &r.Definition, &r.Status, &r.Version, &created, &updated, &window, &r.Starts)
+	r.CreatedAt, r.UpdatedAt, r.StartsWindow = untime(created), untime(updated), untime(window)
 	return record.Rollout(r), err
 }
 
@@ -710,10 +714,11 @@ func (s *Store) CreateRollout(ctx context.Context, r store.Rollout) (store.Rollo
 	}
 	r = record.Rollout(r)
 	r.Version = 1
+	r.StartsWindow, r.Starts = time.Time{}, 0
 	if err := ctx.Err(); err != nil {
 		return store.Rollout{}, err
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO rollouts (`+rolloutColumns+`) VALUES ($1, $2, $3, 1, $4, $5)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO rollouts (id, definition, status, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5)
 		ON CONFLICT (id) DO NOTHING`, r.ID, r.Definition, r.Status, ts(r.CreatedAt), ts(r.UpdatedAt))
 	if err != nil {
 		return store.Rollout{}, s.fail(err)
@@ -795,64 +800,205 @@ func (s *Store) PutRolloutDevices(ctx context.Context, states []store.RolloutDev
 	if len(states) == 0 {
 		return ctx.Err()
 	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockRollouts(ctx, tx, rolloutIDs(states)); err != nil {
+			return err
+		}
+		return writeDevices(ctx, tx, states)
+	})
+}
+
+// rolloutIDs returns the rollouts of states, sorted, once each.
+func rolloutIDs(states []store.RolloutDevice) []string {
+	ids := make([]string, len(states))
+	for i, d := range states {
+		ids[i] = d.RolloutID
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// lockRollouts takes the advisory locks of rollouts, in the order given
+// (sorted, so that writers never wait for each other in a cycle), and
+// returns ErrNotFound if one of them does not exist. Every write of a
+// rollout's device states happens under its lock.
+func lockRollouts(ctx context.Context, tx pgx.Tx, rollouts []string) error {
+	for _, id := range rollouts {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", rolloutLockClass, id); err != nil {
+			return err
+		}
+	}
+	rows, err := tx.Query(ctx, "SELECT id FROM rollouts WHERE id = ANY($1)", rollouts)
+	if err != nil {
+		return err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range rollouts {
+		if !slices.Contains(found, id) {
+			return notFound(store.KindRollout, id)
+		}
+	}
+	return nil
+}
+
+// writeDevices writes states, the last of each device's winning, and
+// moves the counters by the difference, under the rollouts' locks.
+func writeDevices(ctx context.Context, tx pgx.Tx, states []store.RolloutDevice) error {
 	states = record.LastRolloutDevices(states)
-	var rollouts []string
 	for i, d := range states {
 		states[i] = record.RolloutDevice(d)
-		rollouts = append(rollouts, d.RolloutID)
 	}
-	slices.Sort(rollouts)
-	rollouts = slices.Compact(rollouts)
 	batch, err := json.Marshal(states)
 	if err != nil {
 		return err
 	}
+	_, err = tx.Exec(ctx, `WITH v AS (
+		SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(rollout_id text, device_id text, phase text, reason text,
+			attempts integer, updated_at timestamptz)
+	), old AS (
+		SELECT d.rollout_id, d.phase, d.reason FROM rollout_devices d
+		JOIN v ON d.rollout_id = v.rollout_id AND d.device_id = v.device_id
+	), up AS (
+		INSERT INTO rollout_devices (rollout_id, device_id, phase, reason, attempts, updated_at)
+		SELECT rollout_id, device_id, phase, COALESCE(reason, ''), COALESCE(attempts, 0), updated_at FROM v
+		ON CONFLICT (rollout_id, device_id) DO UPDATE SET phase = excluded.phase, reason = excluded.reason,
+			attempts = excluded.attempts, updated_at = excluded.updated_at
+		RETURNING rollout_id, phase, reason
+	), delta AS (
+		SELECT rollout_id, phase, reason, sum(n) AS n FROM (
+			SELECT rollout_id, phase, reason, -1 AS n FROM old
+			UNION ALL
+			SELECT rollout_id, phase, reason, 1 AS n FROM up
+		) x GROUP BY rollout_id, phase, reason HAVING sum(n) <> 0
+	)
+	INSERT INTO rollout_counts AS c (rollout_id, phase, reason, n)
+	SELECT rollout_id, phase, reason, n FROM delta
+	ON CONFLICT (rollout_id, phase, reason) DO UPDATE SET n = c.n + excluded.n`, batch)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, "DELETE FROM rollout_counts WHERE rollout_id = ANY($1) AND n <= 0", rolloutIDs(states))
+	return err
+}
+
+// ChangeRolloutDevices implements [store.Rollouts]: under the rollouts'
+// locks it reads the devices' states, keeps the changes whose condition
+// holds and writes them in one statement.
+func (s *Store) ChangeRolloutDevices(ctx context.Context, changes []store.DeviceChange) ([]bool, error) {
+	for i := range changes {
+		if err := record.CheckDeviceChange(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	if len(changes) == 0 {
+		return nil, ctx.Err()
+	}
+	type devKey struct{ rollout, device string }
+	states := make([]store.RolloutDevice, len(changes))
+	var rolloutCol, deviceCol []string
+	for i, c := range changes {
+		states[i] = c.State
+		rolloutCol = append(rolloutCol, c.State.RolloutID)
+		deviceCol = append(deviceCol, c.State.DeviceID)
+	}
+	var applied []bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockRollouts(ctx, tx, rolloutIDs(states)); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT d.rollout_id, d.device_id, d.phase, d.reason FROM rollout_devices d
+			JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS v(rollout_id, device_id)) v
+			ON d.rollout_id = v.rollout_id AND d.device_id = v.device_id`, rolloutCol, deviceCol)
+		if err != nil {
+			return err
+		}
+		cur := map[devKey]store.RolloutDevice{}
+		var d store.RolloutDevice
+		_, err = pgx.ForEachRow(rows, []any{&d.RolloutID, &d.DeviceID, &d.Phase, &d.Reason}, func() error {
+			cur[devKey{d.RolloutID, d.DeviceID}] = d
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		applied = make([]bool, len(changes))
+		var writes []store.RolloutDevice
+		for i, c := range changes {
+			k := devKey{c.State.RolloutID, c.State.DeviceID}
+			old, ok := cur[k]
+			if !record.Holds(c, old, ok) {
+				continue
+			}
+			cur[k] = c.State
+			writes = append(writes, c.State)
+			applied[i] = true
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		return writeDevices(ctx, tx, writes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// ClaimRolloutDevice implements [store.Rollouts]: under the rollout's lock,
+// which every write of its devices' states takes, it reads the device's
+// state, the counters of the phases in flight and the starts of the
+// window, then writes the state and the count.
+func (s *Store) ClaimRolloutDevice(ctx context.Context, c store.Claim) error {
+	if err := record.CheckClaim(&c); err != nil {
+		return err
+	}
+	id := c.State.RolloutID
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		for _, id := range rollouts {
-			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", rolloutLockClass, id); err != nil {
+		if err := lockRollouts(ctx, tx, []string{id}); err != nil {
+			return err
+		}
+		var old store.RolloutDevice
+		err := tx.QueryRow(ctx, "SELECT phase, reason FROM rollout_devices WHERE rollout_id = $1 AND device_id = $2",
+			id, c.State.DeviceID).Scan(&old.Phase, &old.Reason)
+		ok := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if !record.Holds(c.DeviceChange, old, ok) {
+			return record.Conflict(c.DeviceChange)
+		}
+		if c.MaxInFlight > 0 {
+			phases := make([]string, len(c.InFlight))
+			for i, p := range c.InFlight {
+				phases[i] = string(p)
+			}
+			var n int64
+			if err := tx.QueryRow(ctx, "SELECT COALESCE(sum(n), 0)::bigint FROM rollout_counts WHERE rollout_id = $1 AND phase = ANY($2)",
+				id, phases).Scan(&n); err != nil {
+				return err
+			}
+			if n >= int64(c.MaxInFlight) {
+				return record.InFlightLimit(id, n, int64(c.MaxInFlight))
+			}
+		}
+		if c.MaxStarts > 0 {
+			var stored *time.Time
+			var n int
+			if err := tx.QueryRow(ctx, "SELECT starts_window, starts FROM rollouts WHERE id = $1 FOR NO KEY UPDATE", id).Scan(&stored, &n); err != nil {
+				return err
+			}
+			w, n := record.Starts(untime(stored), n, c.Window)
+			if n >= c.MaxStarts {
+				return record.StartsLimit(id, w, n, c.MaxStarts)
+			}
+			if _, err := tx.Exec(ctx, "UPDATE rollouts SET starts_window = $2, starts = $3 WHERE id = $1", id, w, n+1); err != nil {
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, "SELECT id FROM rollouts WHERE id = ANY($1)", rollouts)
-		if err != nil {
-			return err
-		}
-		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, id := range rollouts {
-			if !slices.Contains(found, id) {
-				return notFound(store.KindRollout, id)
-			}
-		}
-		_, err = tx.Exec(ctx, `WITH v AS (
-			SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(rollout_id text, device_id text, phase text, reason text,
-				attempts integer, updated_at timestamptz)
-		), old AS (
-			SELECT d.rollout_id, d.phase, d.reason FROM rollout_devices d
-			JOIN v ON d.rollout_id = v.rollout_id AND d.device_id = v.device_id
-		), up AS (
-			INSERT INTO rollout_devices (rollout_id, device_id, phase, reason, attempts, updated_at)
-			SELECT rollout_id, device_id, phase, COALESCE(reason, ''), COALESCE(attempts, 0), updated_at FROM v
-			ON CONFLICT (rollout_id, device_id) DO UPDATE SET phase = excluded.phase, reason = excluded.reason,
-				attempts = excluded.attempts, updated_at = excluded.updated_at
-			RETURNING rollout_id, phase, reason
-		), delta AS (
-			SELECT rollout_id, phase, reason, sum(n) AS n FROM (
-				SELECT rollout_id, phase, reason, -1 AS n FROM old
-				UNION ALL
-				SELECT rollout_id, phase, reason, 1 AS n FROM up
-			) x GROUP BY rollout_id, phase, reason HAVING sum(n) <> 0
-		)
-		INSERT INTO rollout_counts AS c (rollout_id, phase, reason, n)
-		SELECT rollout_id, phase, reason, n FROM delta
-		ON CONFLICT (rollout_id, phase, reason) DO UPDATE SET n = c.n + excluded.n`, batch)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "DELETE FROM rollout_counts WHERE rollout_id = ANY($1) AND n <= 0", rollouts)
-		return err
+		return writeDevices(ctx, tx, []store.RolloutDevice{c.State})
 	})
 }
 

@@ -42,6 +42,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rollouts", testRollouts},
 		{"RolloutDevices", testRolloutDevices},
 		{"RolloutCounts", testRolloutCounts},
+		{"ChangeRolloutDevices", testChangeRolloutDevices},
+		{"ClaimRolloutDevice", testClaimRolloutDevice},
+		{"ClaimStarts", testClaimStarts},
+		{"ConcurrentClaims", testConcurrentClaims},
 		{"Audit", testAudit},
 		{"Canceled", testCanceled},
 		{"ConcurrentHeartbeatsAndRollouts", testConcurrentHeartbeatsAndRollouts},
@@ -888,6 +892,267 @@ func testRolloutCounts(t *testing.T, s store.Store) {
 	})
 	if got, err := s.CountRolloutDevices(ctx, "nope"); err != nil || len(got) != 0 {
 		t.Errorf("CountRolloutDevices(nope) = %v, %v; want none", got, err)
+	}
+}
+
+func testChangeRolloutDevices(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustRollout(t, s, "r1")
+	mustRollout(t, s, "r2")
+	dev := func(rollout, id string, p store.Phase, reason string) store.RolloutDevice {
+		return store.RolloutDevice{RolloutID: rollout, DeviceID: id, Phase: p, Reason: reason, UpdatedAt: at(time.Minute)}
+	}
+	change := func(d store.RolloutDevice, ifPhase store.Phase, ifReason string) store.DeviceChange {
+		return store.DeviceChange{State: d, IfPhase: ifPhase, IfReason: ifReason}
+	}
+	if err := s.PutRolloutDevices(ctx, []store.RolloutDevice{
+		dev("r1", "t-1", store.PhasePending, "1"),
+		dev("r1", "t-2", store.PhaseInProgress, "1"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		changes []store.DeviceChange
+		applied []bool
+	}{
+		{"a first write needs no state", []store.DeviceChange{change(dev("r1", "t-3", store.PhasePending, "2"), "", "")}, []bool{true}},
+		{"a first write of a known device", []store.DeviceChange{change(dev("r1", "t-1", store.PhasePending, "2"), "", "")}, []bool{false}},
+		{"as read", []store.DeviceChange{change(dev("r1", "t-2", store.PhaseFailed, "1:boot"), store.PhaseInProgress, "1")}, []bool{true}},
+		{"a stale phase", []store.DeviceChange{change(dev("r1", "t-2", store.PhaseInProgress, "1:x"), store.PhaseInProgress, "1")}, []bool{false}},
+		{"a stale reason", []store.DeviceChange{change(dev("r1", "t-1", store.PhaseInProgress, "1"), store.PhasePending, "2")}, []bool{false}},
+		{"in turn, and per device", []store.DeviceChange{
+			change(dev("r1", "t-1", store.PhaseInProgress, "1"), store.PhasePending, "1"),
+			change(dev("r1", "t-1", store.PhaseSucceeded, "1"), store.PhaseInProgress, "1"),
+			change(dev("r1", "t-1", store.PhaseFailed, "1"), store.PhaseInProgress, "1"), // read before the one above
+			change(dev("r2", "t-1", store.PhasePending, "0"), "", ""),
+		}, []bool{true, true, false, true}},
+	}
+	for _, tt := range tests {
+		applied, err := s.ChangeRolloutDevices(ctx, tt.changes)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		same(t, tt.name+": applied", applied, tt.applied)
+	}
+	list, err := s.ListRolloutDevices(ctx, "r1", "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "r1 after the changes", list, []store.RolloutDevice{
+		dev("r1", "t-1", store.PhaseSucceeded, "1"),
+		dev("r1", "t-2", store.PhaseFailed, "1:boot"),
+		dev("r1", "t-3", store.PhasePending, "2"),
+	})
+	counts, err := s.CountRolloutDevices(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "r1 counts after the changes", counts, []store.PhaseCount{
+		{Phase: store.PhaseFailed, Reason: "1:boot", Count: 1},
+		{Phase: store.PhasePending, Reason: "2", Count: 1},
+		{Phase: store.PhaseSucceeded, Reason: "1", Count: 1},
+	})
+
+	// A batch naming an unknown rollout writes nothing.
+	_, err = s.ChangeRolloutDevices(ctx, []store.DeviceChange{
+		change(dev("r1", "t-9", store.PhasePending, ""), "", ""),
+		change(dev("nope", "t-1", store.PhasePending, ""), "", ""),
+	})
+	wantErr(t, "ChangeRolloutDevices with an unknown rollout", err, store.ErrNotFound)
+	_, err = s.RolloutDevice(ctx, "r1", "t-9")
+	wantErr(t, "state from a refused batch", err, store.ErrNotFound)
+	_, err = s.ChangeRolloutDevices(ctx, []store.DeviceChange{change(dev("r1", "t-9", "", ""), "", "")})
+	wantErr(t, "ChangeRolloutDevices without a phase", err, store.ErrInvalid)
+	if applied, err := s.ChangeRolloutDevices(ctx, nil); err != nil || len(applied) != 0 {
+		t.Errorf("ChangeRolloutDevices(nil) = %v, %v", applied, err)
+	}
+}
+
+func testClaimRolloutDevice(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustRollout(t, s, "r1")
+	const offered, installing = store.Phase("offered"), store.Phase("installing")
+	inFlight := []store.Phase{offered, installing}
+	var states []store.RolloutDevice
+	for i, p := range []store.Phase{offered, installing, store.PhaseSucceeded, store.PhasePending, store.PhasePending, store.PhasePending} {
+		states = append(states, store.RolloutDevice{RolloutID: "r1", DeviceID: fmt.Sprintf("t-%d", i), Phase: p, Reason: "1"})
+	}
+	if err := s.PutRolloutDevices(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(id string, ifPhase store.Phase, max int) store.Claim {
+		return store.Claim{DeviceChange: store.DeviceChange{
+			State:   store.RolloutDevice{RolloutID: "r1", DeviceID: id, Phase: offered, Reason: "1", UpdatedAt: at(0)},
+			IfPhase: ifPhase, IfReason: "1"}, InFlight: inFlight, MaxInFlight: max}
+	}
+	tests := []struct {
+		name  string
+		claim store.Claim
+		want  error
+	}{
+		{"two in flight, cap 2", claim("t-3", store.PhasePending, 2), store.ErrLimit},
+		{"two in flight, cap 3", claim("t-3", store.PhasePending, 3), nil},
+		{"three in flight, cap 3", claim("t-4", store.PhasePending, 3), store.ErrLimit},
+		{"no cap", claim("t-4", store.PhasePending, 0), nil},
+		{"stale state", claim("t-3", store.PhasePending, 0), store.ErrConflict},
+		{"a first write of a known device", claim("t-5", "", 0), store.ErrConflict},
+		{"a first write", claim("t-6", "", 5), nil},
+	}
+	for _, tt := range tests {
+		err := s.ClaimRolloutDevice(ctx, tt.claim)
+		wantErr(t, tt.name, err, tt.want)
+		if tt.want != nil {
+			var se *store.Error
+			if !errors.As(err, &se) {
+				t.Errorf("%s: %#v, want a *store.Error", tt.name, err)
+			}
+		}
+	}
+	counts, err := s.CountRolloutDevices(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "counts after the claims", counts, []store.PhaseCount{
+		{Phase: installing, Reason: "1", Count: 1},
+		{Phase: offered, Reason: "1", Count: 4},
+		{Phase: store.PhasePending, Reason: "1", Count: 1},
+		{Phase: store.PhaseSucceeded, Reason: "1", Count: 1},
+	})
+	c := claim("t-5", store.PhasePending, 0)
+	c.State.RolloutID = "nope"
+	wantErr(t, "a claim in an unknown rollout", s.ClaimRolloutDevice(ctx, c), store.ErrNotFound)
+	c = claim("t-5", store.PhasePending, 0)
+	c.MaxStarts = 1
+	wantErr(t, "a start cap without a window", s.ClaimRolloutDevice(ctx, c), store.ErrInvalid)
+}
+
+func testClaimStarts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r, err := s.CreateRollout(ctx, store.Rollout{ID: "r1", Starts: 9, StartsWindow: at(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Starts != 0 || !r.StartsWindow.IsZero() {
+		t.Errorf("CreateRollout kept the caller's starts: %+v", r)
+	}
+	minute := func(m int) time.Time { return base.Truncate(time.Minute).Add(time.Duration(m) * time.Minute) }
+	claim := func(i int, window time.Time) error {
+		return s.ClaimRolloutDevice(ctx, store.Claim{DeviceChange: store.DeviceChange{
+			State: store.RolloutDevice{RolloutID: "r1", DeviceID: fmt.Sprintf("t-%02d", i), Phase: "offered"}},
+			Window: window, MaxStarts: 2})
+	}
+	tests := []struct {
+		window     time.Time
+		want       error
+		wantWindow time.Time
+		wantStarts int
+	}{
+		{minute(1), nil, minute(1), 1},
+		{minute(1), nil, minute(1), 2},
+		{minute(1), store.ErrLimit, minute(1), 2},
+		{minute(0), store.ErrLimit, minute(1), 2}, // a lagging clock counts in the later window
+		{minute(2), nil, minute(2), 1},
+		{minute(1), nil, minute(2), 2},
+		{minute(2), store.ErrLimit, minute(2), 2},
+	}
+	for i, tt := range tests {
+		wantErr(t, fmt.Sprintf("claim %d in minute %s", i, tt.window.Format("15:04")), claim(i, tt.window), tt.want)
+		r, err := s.Rollout(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.StartsWindow.Equal(tt.wantWindow) || r.Starts != tt.wantStarts || r.Version != 1 {
+			t.Errorf("after claim %d: window %s, %d starts, version %d; want %s, %d, 1", i, r.StartsWindow, r.Starts, r.Version,
+				tt.wantWindow, tt.wantStarts)
+		}
+	}
+	// The status's compare and swap leaves the starts alone.
+	r, err = s.Rollout(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := r
+	upd.Status, upd.Starts, upd.StartsWindow = []byte(`{}`), 0, time.Time{}
+	got, err := s.UpdateRollout(ctx, upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Starts != 2 || !got.StartsWindow.Equal(minute(2)) {
+		t.Errorf("UpdateRollout changed the starts: %+v", got)
+	}
+	if got, _ := s.Rollout(ctx, "r1"); got.Starts != 2 || !got.StartsWindow.Equal(minute(2)) {
+		t.Errorf("after UpdateRollout: %+v", got)
+	}
+}
+
+// Claims of many writers at once: the caps are exact, and of writers that
+// read one state, one changes it.
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustRollout(t, s, "r1")
+	const n = 24
+	var states []store.RolloutDevice
+	for i := range n {
+		states = append(states, store.RolloutDevice{RolloutID: "r1", DeviceID: fmt.Sprintf("t-%02d", i), Phase: store.PhasePending})
+	}
+	states = append(states, store.RolloutDevice{RolloutID: "r1", DeviceID: "t-race", Phase: store.PhasePending})
+	if err := s.PutRolloutDevices(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	results := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := s.ClaimRolloutDevice(ctx, store.Claim{DeviceChange: store.DeviceChange{
+				State:   store.RolloutDevice{RolloutID: "r1", DeviceID: fmt.Sprintf("t-%02d", i), Phase: store.PhaseInProgress},
+				IfPhase: store.PhasePending}, InFlight: []store.Phase{store.PhaseInProgress}, MaxInFlight: 5,
+				Window: base, MaxStarts: 7})
+			key := "ok"
+			switch {
+			case errors.Is(err, store.ErrLimit):
+				key = "limit"
+			case err != nil:
+				key = err.Error()
+			}
+			mu.Lock()
+			results[key]++
+			mu.Unlock()
+		})
+	}
+	// Writers that all read t-race pending: one wins.
+	for i := range 8 {
+		wg.Go(func() {
+			applied, err := s.ChangeRolloutDevices(ctx, []store.DeviceChange{{
+				State:   store.RolloutDevice{RolloutID: "r1", DeviceID: "t-race", Phase: store.PhaseFailed, Reason: fmt.Sprint(i)},
+				IfPhase: store.PhasePending}})
+			key := "change " + fmt.Sprint(applied)
+			if err != nil {
+				key = err.Error()
+			}
+			mu.Lock()
+			results[key]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	want := map[string]int{"ok": 5, "limit": n - 5, "change [true]": 1, "change [false]": 7}
+	if !reflect.DeepEqual(results, want) {
+		t.Errorf("results %v, want %v: 5 claims under the cap, one change of those that read one state", results, want)
+	}
+	counts, err := s.CountRolloutDevices(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inFlight int64
+	for _, c := range counts {
+		if c.Phase == store.PhaseInProgress {
+			inFlight += c.Count
+		}
+	}
+	if inFlight != 5 {
+		t.Errorf("%d devices in flight, cap 5: %v", inFlight, counts)
 	}
 }
 

@@ -5,6 +5,7 @@
 package record
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -246,6 +247,7 @@ func Rollout(r store.Rollout) store.Rollout {
 	r.Status = bytes(r.Status)
 	r.CreatedAt = Time(r.CreatedAt)
 	r.UpdatedAt = Time(r.UpdatedAt)
+	r.StartsWindow = Time(r.StartsWindow)
 	return r
 }
 
@@ -282,6 +284,72 @@ func CheckRolloutDevice(d *store.RolloutDevice) error {
 		return err
 	}
 	return Text(store.KindRolloutDevice, key, d.Reason)
+}
+
+// CheckDeviceChange validates c.
+func CheckDeviceChange(c *store.DeviceChange) error {
+	if err := CheckRolloutDevice(&c.State); err != nil {
+		return err
+	}
+	return Text(store.KindRolloutDevice, RolloutDeviceKey(c.State.RolloutID, c.State.DeviceID), string(c.IfPhase), c.IfReason)
+}
+
+// CheckClaim validates c.
+func CheckClaim(c *store.Claim) error {
+	if err := CheckDeviceChange(&c.DeviceChange); err != nil {
+		return err
+	}
+	key := RolloutDeviceKey(c.State.RolloutID, c.State.DeviceID)
+	switch {
+	case c.MaxInFlight < 0 || c.MaxStarts < 0:
+		return store.Errorf(store.KindRolloutDevice, key, store.ErrInvalid, "negative cap")
+	case c.MaxStarts > 0 && c.Window.IsZero():
+		return store.Errorf(store.KindRolloutDevice, key, store.ErrInvalid, "a start cap without a window")
+	}
+	for _, p := range c.InFlight {
+		if err := Key(store.KindRolloutDevice, key, string(p), "phase"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Holds reports whether c's condition holds for the device's stored state
+// old (ok false when it has none).
+func Holds(c store.DeviceChange, old store.RolloutDevice, ok bool) bool {
+	if c.IfPhase == "" {
+		return !ok
+	}
+	return ok && old.Phase == c.IfPhase && old.Reason == c.IfReason
+}
+
+// Conflict is the error of a change whose condition does not hold.
+func Conflict(c store.DeviceChange) error {
+	return store.Errorf(store.KindRolloutDevice, RolloutDeviceKey(c.State.RolloutID, c.State.DeviceID), store.ErrConflict,
+		"the device's state is no longer %s %q", cmp.Or(string(c.IfPhase), "absent"), c.IfReason)
+}
+
+// Starts returns the window a claim in window counts in, given the
+// rollout's stored window and count, and the claims counted in it so far.
+func Starts(stored time.Time, n int, window time.Time) (time.Time, int) {
+	window = Time(window)
+	if window.After(stored) {
+		return window, 0
+	}
+	return stored, n
+}
+
+// InFlightLimit is the error of a claim refused because n devices are in
+// flight, at or above max.
+func InFlightLimit(rolloutID string, n, max int64) error {
+	return store.Errorf(store.KindRollout, rolloutID, store.ErrLimit, "%d devices in flight, cap %d", n, max)
+}
+
+// StartsLimit is the error of a claim refused because n claims were
+// written in the window from w, at or above max.
+func StartsLimit(rolloutID string, w time.Time, n, max int) error {
+	return store.Errorf(store.KindRollout, rolloutID, store.ErrLimit, "%d starts since %s, cap %d", n,
+		w.Format(time.RFC3339), max)
 }
 
 // LastRolloutDevices returns states with only the last entry for each
