@@ -516,3 +516,61 @@ func TestRolloutTerminalCurrentBeforeItsOffer(t *testing.T) {
 		t.Errorf("counts: %+v", st.Total)
 	}
 }
+
+// hookStore runs hook once, after a ListTerminals has read its page: in
+// the middle of a sweep.
+type hookStore struct {
+	store.Store
+	mu   sync.Mutex
+	hook func()
+}
+
+func (h *hookStore) ListTerminals(ctx context.Context, after string, limit int) ([]store.Terminal, error) {
+	ts, err := h.Store.ListTerminals(ctx, after, limit)
+	h.mu.Lock()
+	hook := h.hook
+	h.hook = nil
+	h.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return ts, err
+}
+
+// A failure reported while a sweep is under way outlives the sweep's
+// write of what it read before, even when the terminal's clock is off so
+// that no later sweep could bring it back from the terminal's record
+// (review M2).
+func TestRolloutSweepKeepsAConcurrentReport(t *testing.T) {
+	hs := &hookStore{Store: memstore.New()}
+	e, clk, ids := rolloutEnv(t, 4, func(c *server.Config) { c.Store = hs })
+	ctx := context.Background()
+	if _, err := e.srv.CreateRollout(ctx, admin, server.RolloutSpec{ID: "sw", Release: fwRelease,
+		Batches: []float64{100}, MinFinished: 100}); err != nil {
+		t.Fatal(err)
+	}
+	id := ids[0]
+	if !offered(t, e.srv, id) {
+		t.Fatal("not offered")
+	}
+	clk.Add(time.Second)
+	if _, err := e.srv.Heartbeat(ctx, id, &transport.HeartbeatRequest{Seq: 2, State: "installing", Release: fwRelease}); err != nil {
+		t.Fatal(err)
+	}
+	hs.mu.Lock()
+	hs.hook = func() {
+		if _, err := e.srv.Report(ctx, id, &transport.ReportRequest{ID: "fail-1", Release: fwRelease,
+			Outcome: transport.OutcomeRolledBack, Reason: transport.ReasonBoot, At: time.Unix(86400, 0)}); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	for range 2 {
+		if err := e.srv.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := rolloutOf(t, e.srv, "sw"); st.Total.Failed != 1 || st.Total.Installing != 0 {
+		t.Errorf("after two sweeps: %+v; want the boot failure kept", st.Total)
+	}
+}

@@ -445,42 +445,100 @@ func (s *Server) fresh(ctx context.Context, ro *rolloutRec, now time.Time) (*rol
 	return s.decide(ctx, ro.rec.ID)
 }
 
+// change is the conditional write of next over a device's state as read,
+// rec: it lands only if no one changed the device meanwhile.
+func change(rec, next store.RolloutDevice) store.DeviceChange {
+	return store.DeviceChange{State: next, IfPhase: rec.Phase, IfReason: rec.Reason}
+}
+
 // eachDevice calls fn with each page of a rollout's devices, by device
-// ID, and writes the states fn returns.
-func (s *Server) eachDevice(ctx context.Context, id string, fn func([]store.RolloutDevice) ([]store.RolloutDevice, error)) error {
+// ID, and writes the changes fn returns (see change): a device that a
+// report or a check changed since the page was read keeps what they wrote.
+// It returns the devices whose change did not land.
+func (s *Server) eachDevice(ctx context.Context, id string, fn func([]store.RolloutDevice) ([]store.DeviceChange, error)) ([]string, error) {
 	after := ""
+	var lost []string
 	for {
 		page, err := s.store.ListRolloutDevices(ctx, id, "", after, pageSize)
 		if err != nil {
-			return fromStore(err, "rollout %s devices", id)
+			return lost, fromStore(err, "rollout %s devices", id)
 		}
 		changes, err := fn(page)
 		if err != nil {
-			return err
+			return lost, err
 		}
 		if len(changes) > 0 {
-			if err := s.store.PutRolloutDevices(ctx, changes); err != nil {
-				return fromStore(err, "rollout %s devices", id)
+			applied, err := s.store.ChangeRolloutDevices(ctx, changes)
+			if err != nil {
+				return lost, fromStore(err, "rollout %s devices", id)
+			}
+			for i, ok := range applied {
+				if !ok {
+					lost = append(lost, changes[i].State.DeviceID)
+				}
 			}
 		}
 		if len(page) < pageSize {
-			return nil
+			return lost, nil
 		}
 		after = page[len(page)-1].DeviceID
 	}
 }
 
+// changeDevice moves one device's state in a rollout by compare and swap:
+// it reads the state, passes it to move and writes what move gives if
+// the device is still as read, reading again when another writer came
+// first. It returns the state the device is left in and whether it
+// changed it; an error matching store.ErrNotFound if the device is not in
+// the rollout.
+func (s *Server) changeDevice(ctx context.Context, rolloutID, deviceID string, move func(rollout.DeviceState) rollout.DeviceState) (rollout.DeviceState, bool, error) {
+	for range casRetries {
+		rec, err := s.store.RolloutDevice(ctx, rolloutID, deviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			return rollout.DeviceState{}, false, err
+		}
+		if err != nil {
+			return rollout.DeviceState{}, false, fromStore(err, "rollout %s device %s", rolloutID, deviceID)
+		}
+		d := move(decodeDevice(rec))
+		next := encodeDevice(rolloutID, d)
+		if sameDevice(next, rec) {
+			return d, false, nil
+		}
+		applied, err := s.store.ChangeRolloutDevices(ctx, []store.DeviceChange{change(rec, next)})
+		if err != nil {
+			return rollout.DeviceState{}, false, fromStore(err, "rollout %s device %s", rolloutID, deviceID)
+		}
+		if applied[0] {
+			return d, true, nil
+		}
+	}
+	return rollout.DeviceState{}, false, transport.Errorf(transport.CodeConflict,
+		"rollout %s device %s keeps changing; try again", rolloutID, deviceID)
+}
+
 // expireDevices expires every unfinished device of an expired rollout.
+// One that changed while its page was read (a late report) is read again.
 func (s *Server) expireDevices(ctx context.Context, ro *rolloutRec, now time.Time) error {
-	return s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.RolloutDevice, error) {
-		var out []store.RolloutDevice
+	lost, err := s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.DeviceChange, error) {
+		var out []store.DeviceChange
 		for _, rec := range page {
 			if next := encodeDevice(ro.rec.ID, decodeDevice(rec).Expire(now)); !sameDevice(next, rec) {
-				out = append(out, next)
+				out = append(out, change(rec, next))
 			}
 		}
 		return out, nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, id := range lost {
+		expire := func(d rollout.DeviceState) rollout.DeviceState { return d.Expire(now) }
+		if _, _, err := s.changeDevice(ctx, ro.rec.ID, id, expire); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Reconcile does one round of [Server.Run]'s rollout work: for every
@@ -511,13 +569,14 @@ func (s *Server) Reconcile(ctx context.Context) error {
 }
 
 // sweep brings a rollout's unfinished devices up to date with what their
-// terminals' records say.
+// terminals' records say. A device that a report or a check changed
+// while the sweep ran keeps what they wrote: the next sweep sees it.
 func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
 	now := s.cfg.Now()
 	cur := &terminalCursor{fleet: s.store}
 	prev := ""
-	return s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.RolloutDevice, error) {
-		var out []store.RolloutDevice
+	_, err := s.eachDevice(ctx, ro.rec.ID, func(page []store.RolloutDevice) ([]store.DeviceChange, error) {
+		var out []store.DeviceChange
 		for _, rec := range page {
 			d := decodeDevice(rec)
 			if d.Phase.Finished() {
@@ -551,11 +610,12 @@ func (s *Server) sweep(ctx context.Context, ro *rolloutRec) error {
 					"device", t.ID, "last_seen", t.LastSeen)
 			}
 			if next := encodeDevice(ro.rec.ID, d); !sameDevice(next, rec) {
-				out = append(out, next)
+				out = append(out, change(rec, next))
 			}
 		}
 		return out, nil
 	})
+	return err
 }
 
 // online reports whether a terminal is alive by the heartbeat registry's
@@ -664,7 +724,7 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 				errors.Is(release.Compatible(dev, p.rel), release.ErrUpToDate) {
 				// It got the release another way before it was offered it.
 				next := encodeDevice(ro.rec.ID, g.state.Observe(rollout.PhaseCurrent, "", now))
-				if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
+				if _, err := s.store.ChangeRolloutDevices(ctx, []store.DeviceChange{change(g.stored, next)}); err != nil {
 					return nil, 0, fromStore(err, "rollout %s device %s", ro.rec.ID, t.ID)
 				}
 				continue
@@ -681,8 +741,14 @@ func (s *Server) admit(ctx context.Context, rs []*rolloutRec, t store.Terminal, 
 			}
 			if g.state.Stage != rollout.NoBatch && !ro.final() {
 				g.stored = encodeDevice(ro.rec.ID, g.state)
-				if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{g.stored}); err != nil {
+				applied, err := s.store.ChangeRolloutDevices(ctx, []store.DeviceChange{{State: g.stored}})
+				if err != nil {
 					return nil, 0, fromStore(err, "track %s in rollout %s", t.ID, ro.rec.ID)
+				}
+				if !applied[0] {
+					// Tracked meanwhile, by another check of the terminal.
+					later(10 * time.Second)
+					continue
 				}
 			}
 		default:
@@ -830,14 +896,10 @@ func notYet(o transport.Outcome, reason transport.Reason) bool {
 }
 
 // observeReport moves a device on in the rollouts of the release it
-// reports on, and decides a rollout again when the device finished.
-//
-// A device's state is read, moved and written without a compare and swap
-// (the store has none for device states), so a check that marks the
-// device offered on another replica at the same moment could overwrite
-// the report's phase. The report is not lost: the terminal's record holds
-// it as its last result, and the next sweep ([Server.Reconcile]) puts it
-// back.
+// reports on, and decides a rollout again when the device finished. The
+// device's state changes by compare and swap, so a check or a sweep on
+// another replica at the same moment neither overwrites the report nor
+// is overwritten by it.
 func (s *Server) observeReport(ctx context.Context, deviceID string, req *transport.ReportRequest, now time.Time) error {
 	governed, err := s.rolloutsByRelease(ctx)
 	if err != nil {
@@ -847,24 +909,20 @@ func (s *Server) observeReport(ctx context.Context, deviceID string, req *transp
 		return nil
 	}
 	phase := rollout.PhaseOf(req.Outcome, req.Reason)
+	observe := func(d rollout.DeviceState) rollout.DeviceState {
+		d = d.Observe(phase, req.Reason, now)
+		d.Offline = false
+		return d
+	}
 	for _, ro := range governed[req.Release] {
-		rec, err := s.store.RolloutDevice(ctx, ro.rec.ID, deviceID)
+		d, changed, err := s.changeDevice(ctx, ro.rec.ID, deviceID, observe)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return fromStore(err, "rollout %s device %s", ro.rec.ID, deviceID)
+			return err
 		}
-		d := decodeDevice(rec).Observe(phase, req.Reason, now)
-		d.Offline = false
-		next := encodeDevice(ro.rec.ID, d)
-		if sameDevice(next, rec) {
-			continue
-		}
-		if err := s.store.PutRolloutDevices(ctx, []store.RolloutDevice{next}); err != nil {
-			return fromStore(err, "rollout %s device %s", ro.rec.ID, deviceID)
-		}
-		if d.Phase.Finished() && ro.doc.Ready && !ro.final() {
+		if changed && d.Phase.Finished() && ro.doc.Ready && !ro.final() {
 			if _, err := s.decide(ctx, ro.rec.ID); err != nil {
 				return err
 			}
@@ -946,7 +1004,7 @@ func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*pub
 		if err != nil {
 			return n, fromStore(err, "list terminals")
 		}
-		var states []store.RolloutDevice
+		var states []store.DeviceChange
 		for _, t := range page {
 			rd := rollout.Device{ID: t.ID, Model: t.Model, Channel: t.Channel, Groups: groupsOf(t), Tags: t.Tags}
 			if !rollout.Eligible(def, rd) {
@@ -963,10 +1021,11 @@ func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*pub
 			if !ok || d.Stage == rollout.NoBatch {
 				continue
 			}
-			states = append(states, encodeDevice(def.ID, d))
+			// A first write: a device tracked already keeps its state.
+			states = append(states, store.DeviceChange{State: encodeDevice(def.ID, d)})
 		}
 		if len(states) > 0 {
-			if err := s.store.PutRolloutDevices(ctx, states); err != nil {
+			if _, err := s.store.ChangeRolloutDevices(ctx, states); err != nil {
 				return n, fromStore(err, "track rollout %s", def.ID)
 			}
 			n += len(states)
