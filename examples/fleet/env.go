@@ -71,9 +71,10 @@ type env struct {
 func (e *env) wall(d time.Duration) time.Duration { return time.Duration(float64(d) / e.speed) }
 
 // offlineAfter returns how long, in wall time, a terminal told to beat
-// every interval must be silent before the server judges it offline and
-// a sweep counts it so: two missed beats and a minute's grace (the
-// heartbeat registry's defaults), then another interval.
+// every interval must be silent before the server judges it offline (or,
+// holding an offer, silent) and a sweep counts it so: two missed beats and
+// a minute's grace (the heartbeat registry's defaults), then another
+// interval.
 func (e *env) offlineAfter(interval time.Duration) time.Duration {
 	d := heartbeat.DefaultMisses*interval + heartbeat.DefaultGrace + interval
 	return time.Duration(float64(d) / e.clockRate)

@@ -24,9 +24,12 @@
 // (with -fail 0.2 every fifth report fails, and a failure is sent only once
 // the server has the reports before it), so the rollout's verdict follows
 // from the flags, not from luck or from the order reports arrive in. The pilot's lab terminals never fail, go offline or
-// crash. The -offline share of the fleet registers and never beats again;
-// the -crash share goes silent partway through its download for long
-// enough to be judged offline, then comes back and finishes.
+// crash. The -offline share of the fleet registers and never beats again:
+// the server counts those offline, waiting, never failed. The -crash share
+// goes silent partway through its download for long enough to be judged
+// silent (holding its offer, it holds its stage back until it returns or
+// is counted lost after a day of the server's time), then comes back and
+// finishes.
 //
 // Time is compressed: the in-process server's clock runs -speed times as
 // fast as the wall clock (Config.Now), and terminals divide every interval
@@ -40,8 +43,8 @@
 // batches.
 //
 // It prints the rollout's counts per stage whenever they change (pending,
-// in progress, installed, failed and offline terminals, the newest open
-// stage and the state) and ends with a verdict: the rollout must advance
+// in progress, installed, failed, offline and silent terminals, the newest
+// open stage and the state) and ends with a verdict: the rollout must advance
 // through every batch until only offline terminals wait, when -fail is at
 // most the failure limit, or halt by itself in its first batch before the
 // second opens, when -fail is above it. The exit status is 0 only if it

@@ -267,7 +267,7 @@ func (w *watcher) judge(st server.RolloutStatus, expectHalt bool) (verdict strin
 	case "halted":
 		later := 0 // devices of batch 2 and after that were ever offered
 		for _, c := range st.Stages[min(2, len(st.Stages)):] {
-			later += c.Offered + c.Downloading + c.Installing + c.Installed + c.Failed
+			later += c.Offered + c.Downloading + c.Installing + c.Silent + c.Installed + c.Failed
 		}
 		b := st.Breach
 		if b == nil {
@@ -288,7 +288,7 @@ func (w *watcher) judge(st server.RolloutStatus, expectHalt bool) (verdict strin
 			return "", false, false
 		}
 		t := st.Total
-		waiting := t.Pending + t.Offered + t.Downloading + t.Installing
+		waiting := t.Pending + t.Offered + t.Downloading + t.Installing + t.Silent
 		if waiting > 0 || w.unreported() > 0 {
 			return "", false, false // still installing, or crashed terminals not back yet
 		}
@@ -311,19 +311,19 @@ func (w *watcher) print(st server.RolloutStatus, final bool) {
 	}
 	if !w.header {
 		w.header = true
-		fmt.Fprintln(w.out, "counts per stage: pending / in progress / installed / failed / offline")
+		fmt.Fprintln(w.out, "counts per stage: pending / in progress / installed / failed / offline (never offered) / silent (mid-update)")
 		var b strings.Builder
 		fmt.Fprintf(&b, "  %6s  %-9s %5s", "time", "state", "open")
 		for i := range st.Stages {
-			fmt.Fprintf(&b, "  %-22s", stageName(w.o, i))
+			fmt.Fprintf(&b, "  %-24s", stageName(w.o, i))
 		}
 		fmt.Fprintln(w.out, strings.TrimRight(b.String(), " "))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s %5d", st.State, st.Stage)
 	for _, c := range st.Stages {
-		fmt.Fprintf(&b, "  %-22s", fmt.Sprintf("%d/%d/%d/%d/%d", c.Pending, c.Offered+c.Downloading+c.Installing,
-			c.Installed, c.Failed, c.Offline))
+		fmt.Fprintf(&b, "  %-24s", fmt.Sprintf("%d/%d/%d/%d/%d/%d", c.Pending, c.Offered+c.Downloading+c.Installing,
+			c.Installed, c.Failed, c.Offline, c.Silent))
 	}
 	line := strings.TrimRight(b.String(), " ")
 	if line == w.last {

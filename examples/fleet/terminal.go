@@ -352,7 +352,7 @@ func (t *terminal) run(ctx context.Context, s *sim, seed uint64) {
 			dl, inst := e.wall(between(downloadMin, downloadMax)), e.wall(between(installMin, installMax))
 			work = &job{}
 			if t.role == roleCrash {
-				// Silent long enough to be judged offline and swept so.
+				// Silent long enough to be judged so and swept.
 				silence := e.offlineAfter(directed)
 				work.steps = []step{{"downloading", now.Add(dl / 2)}, {"", now.Add(dl/2 + silence)},
 					{"downloading", now.Add(dl + silence)}, {"installing", now.Add(dl + inst + silence)}}
