@@ -242,12 +242,14 @@ func breach(r Rollout, st Status, stage func(int) Counts) (Breach, bool) {
 		}
 		passes := func(failed int, limit float64) bool { return float64(failed)*100 > limit*float64(finished) }
 		for _, reason := range reasons {
-			failed := c.Failed.ByReason[reason] - acc.ByReason[reason]
+			// A failure later overridden by a success can leave fewer
+			// failures than were accepted.
+			failed := max(0, c.Failed.ByReason[reason]-acc.ByReason[reason])
 			if limit := r.ReasonRates[reason]; passes(failed, limit) {
 				return Breach{Stage: i, Reason: reason, Failed: failed, Finished: finished, Limit: limit}, true
 			}
 		}
-		if failed := c.Failed.Total - acc.Total; passes(failed, r.failureRate()) {
+		if failed := max(0, c.Failed.Total-acc.Total); passes(failed, r.failureRate()) {
 			return Breach{Stage: i, Failed: failed, Finished: finished, Limit: r.failureRate()}, true
 		}
 	}

@@ -27,7 +27,11 @@ const (
 	// PhaseSucceeded: the new version is installed and healthy.
 	PhaseSucceeded Phase = "succeeded"
 	// PhaseFailed: the attempt ended without the new version; Reason says
-	// why.
+	// why. A rollout gives each device one attempt: a failed device is not
+	// offered the release again through it, so that its failure rates
+	// measure the release, not retries (the agent's own retries of a
+	// rollback apply to offers outside rollouts). A later success, by
+	// other means, overrides the failure (see [DeviceState.Observe]).
 	PhaseFailed Phase = "failed"
 	// PhaseExpired: the rollout expired before the device finished. Not a
 	// failure.
@@ -59,8 +63,10 @@ func (p Phase) rank() int {
 		return 3
 	case PhaseExpired:
 		return 4
+	case PhaseFailed:
+		return 5
 	}
-	return 5 // succeeded, failed, current: final
+	return 6 // succeeded, current: final
 }
 
 // Finished reports whether p ends the device's part in the rollout.
@@ -120,13 +126,18 @@ func (d DeviceState) MarkOffered(now time.Time) DeviceState {
 
 // Observe moves the device to phase p, learned at now, and returns the new
 // state. A device moves forward only: a late heartbeat saying
-// "downloading" does not undo "installing". Succeeded and failed are
-// final; an expired device may still report how its attempt ended, which
-// is a fact. reason is kept only with PhaseFailed.
+// "downloading" does not undo "installing". Succeeded and current are
+// final. Failed is final but for facts that come later: a success (the
+// device runs the release after all: a technician installed it, or
+// another rollout of it did) overrides it, and so does a failure with a
+// reason over one that was only [ReasonLost]. An expired device may still
+// report how its attempt ended, which is a fact too. reason is kept only
+// with PhaseFailed.
 func (d DeviceState) Observe(p Phase, reason transport.Reason, now time.Time) DeviceState {
 	p = p.norm()
 	cur := d.Phase.norm()
-	if p.rank() <= cur.rank() && !(cur == PhaseExpired && (p == PhaseSucceeded || p == PhaseFailed)) {
+	explained := cur == PhaseFailed && p == PhaseFailed && d.Reason == ReasonLost && reason != "" && reason != ReasonLost
+	if p.rank() <= cur.rank() && !explained {
 		return d
 	}
 	if d.OfferedAt.IsZero() && p != PhaseExpired && p != PhaseCurrent {

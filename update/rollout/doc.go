@@ -54,6 +54,11 @@
 // would hide). A halted rollout that an operator resumes accepts the
 // failures so far: the limits count only failures after the resume.
 //
+// A rollout gives each device one attempt: a device that failed is not
+// offered the release again through it, so its rates measure the release,
+// not retries. What a device reports later is still a fact: a success
+// overrides its failure, and a failure with a reason code replaces "lost".
+//
 // # Defaults
 //
 // A zero field of [Rollout] means: batches {1, 10, 50, 100}; start at once;

@@ -36,7 +36,10 @@
 // before it is offered the release is offline and waits, never failed; one
 // that goes silent holding an offer may have been bricked by it, so it
 // holds its stage back, keeps its MaxConcurrent place and, once silent for
-// the rollout's LostAfter, is failed as lost. Each change lands in the
+// the rollout's LostAfter, is failed as lost. A rollout gives each
+// terminal one attempt: one that failed is not offered the release again
+// through it, but a later report that it committed the release (a
+// technician installed it) counts it installed. Each change lands in the
 // audit log.
 //
 // # Requirements and security releases

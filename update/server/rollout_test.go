@@ -574,3 +574,31 @@ func TestRolloutSweepKeepsAConcurrentReport(t *testing.T) {
 		t.Errorf("after two sweeps: %+v; want the boot failure kept", st.Total)
 	}
 }
+
+// A device that rolled back is not offered the release again by its
+// rollout (one attempt each, so the rates measure the release); when it
+// commits the release after all (a technician installs it), it counts as
+// installed, not failed (review M3).
+func TestRolloutSuccessOverridesAFailure(t *testing.T) {
+	e, _, ids := rolloutEnv(t, 4)
+	ctx := context.Background()
+	if _, err := e.srv.CreateRollout(ctx, admin, server.RolloutSpec{ID: "rb", Release: fwRelease,
+		Batches: []float64{100}, MinFinished: 100}); err != nil {
+		t.Fatal(err)
+	}
+	id := ids[0]
+	if !offered(t, e.srv, id) {
+		t.Fatal("not offered")
+	}
+	report(t, e.srv, id, transport.OutcomeRolledBack, transport.ReasonDownload)
+	if offered(t, e.srv, id) {
+		t.Error("offered again after it failed")
+	}
+	if st := rolloutOf(t, e.srv, "rb"); st.Total.Failed != 1 {
+		t.Fatalf("after the rollback: %+v", st.Total)
+	}
+	report(t, e.srv, id, transport.OutcomeCommitted, transport.ReasonOK)
+	if st := rolloutOf(t, e.srv, "rb"); st.Total.Failed != 0 || st.Total.Installed != 1 {
+		t.Errorf("after it committed: %+v; want it installed, not failed", st.Total)
+	}
+}
