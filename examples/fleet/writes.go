@@ -43,6 +43,16 @@ func (s *timedStore) PutRolloutDevices(ctx context.Context, states []store.Rollo
 	return s.Store.PutRolloutDevices(ctx, states)
 }
 
+func (s *timedStore) ChangeRolloutDevices(ctx context.Context, changes []store.DeviceChange) ([]bool, error) {
+	defer s.log.add("device changes", len(changes), time.Now())
+	return s.Store.ChangeRolloutDevices(ctx, changes)
+}
+
+func (s *timedStore) ClaimRolloutDevice(ctx context.Context, c store.Claim) error {
+	defer s.log.add("offer claims", 1, time.Now())
+	return s.Store.ClaimRolloutDevice(ctx, c)
+}
+
 func (s *timedStore) UpdateRollout(ctx context.Context, r store.Rollout) (store.Rollout, error) {
 	defer s.log.add("rollout", 1, time.Now())
 	return s.Store.UpdateRollout(ctx, r)
