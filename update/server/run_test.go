@@ -111,3 +111,72 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// giveUp is a store that, as it writes a heartbeat batch, cancels the
+// context of the request that is waiting for it: the terminal gives up on
+// a slow network while its beat is written.
+type giveUp struct {
+	store.Store
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func (s *giveUp) Heartbeats(ctx context.Context, beats []store.Heartbeat) ([]store.HeartbeatResult, error) {
+	s.mu.Lock()
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	s.mu.Unlock()
+	return s.Store.Heartbeats(context.WithoutCancel(ctx), beats)
+}
+
+// A nudge taken by a heartbeat that could not be answered waits for the
+// next heartbeat, batched or not (review M4).
+func TestNudgeOutlivesAnUnansweredHeartbeat(t *testing.T) {
+	for _, run := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Run %v", run), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				keys, err := sign.NewKeyDir(nil, time.Now().Add(-time.Hour), 24*time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ring, err := keys.KeyRing()
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := &giveUp{Store: memstore.New()}
+				srv, err := server.New(server.Config{Keys: ring, Enrollment: enrollment, Store: st})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := &env{t: t, keys: keys, ring: ring, srv: srv}
+				id := e.register("SN1", "P300")
+				if run {
+					runCtx, stop := context.WithCancel(context.Background())
+					done := make(chan error)
+					go func() { done <- e.srv.Run(runCtx) }()
+					defer func() { stop(); <-done }()
+					synctest.Wait()
+				}
+				if err := e.srv.Nudge(id); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				st.mu.Lock()
+				st.cancel = cancel
+				st.mu.Unlock()
+				if _, err := e.srv.Heartbeat(ctx, id, &transport.HeartbeatRequest{Seq: 1, State: "idle"}); !errors.Is(err, context.Canceled) {
+					t.Errorf("unanswered heartbeat: %v, want context.Canceled", err)
+				}
+				resp, err := e.srv.Heartbeat(context.Background(), id, &transport.HeartbeatRequest{Seq: 2, State: "idle"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(resp.Directives, []transport.Directive{transport.DirectiveCheck}) {
+					t.Errorf("next heartbeat's directives: %v, want the nudge", resp.Directives)
+				}
+			})
+		})
+	}
+}

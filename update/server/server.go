@@ -292,6 +292,13 @@ func (s *Server) Authenticate(ctx context.Context, token string) (string, error)
 
 // Heartbeat records a terminal's status and directs its schedule. While
 // [Server.Run] runs, beats are written in batches.
+//
+// A beat takes the terminal's pending directives (a nudge's check) to
+// answer with. If its request ends before it can be answered (the
+// terminal gave up, on a slow network), the directives are put back for
+// its next beat. An answer lost on the way after the server sent it is
+// lost with its directives: delivery is at most once, and a terminal that
+// misses a nudge checks on its own schedule anyway (Config.CheckRetryAfter).
 func (s *Server) Heartbeat(ctx context.Context, deviceID string, req *transport.HeartbeatRequest) (*transport.HeartbeatResponse, error) {
 	now := s.cfg.Now()
 	beat := store.Heartbeat{DeviceID: deviceID, At: now, Interval: s.cfg.HeartbeatInterval,
@@ -308,6 +315,12 @@ func (s *Server) Heartbeat(ctx context.Context, deviceID string, req *transport.
 	if err != nil {
 		return nil, fromStore(err, "heartbeat")
 	}
+	if ctx.Err() != nil {
+		if len(dirs) > 0 {
+			s.requeue(ctx, deviceID, dirs)
+		}
+		return nil, ctx.Err()
+	}
 	resp := &transport.HeartbeatResponse{
 		IntervalSeconds: int(s.cfg.HeartbeatInterval / time.Second),
 		JitterSeconds:   int(s.cfg.HeartbeatJitter / time.Second),
@@ -317,6 +330,33 @@ func (s *Server) Heartbeat(ctx context.Context, deviceID string, req *transport.
 		resp.Directives = append(resp.Directives, transport.Directive(d))
 	}
 	return resp, nil
+}
+
+// requeueTimeout bounds the write that puts back the directives of a beat
+// whose request ended.
+const requeueTimeout = 10 * time.Second
+
+// requeue puts directives a beat took back before the terminal's pending
+// ones, once each, for its next beat: the beat's request ended before it
+// could be answered.
+func (s *Server) requeue(ctx context.Context, deviceID string, dirs []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requeueTimeout)
+	defer cancel()
+	_, err := s.store.UpdateTerminal(ctx, deviceID, func(t *store.Terminal) error {
+		pending := t.Directives
+		t.Directives = nil
+		for _, d := range append(slices.Clone(dirs), pending...) {
+			if !slices.Contains(t.Directives, d) {
+				t.Directives = append(t.Directives, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("server: directives of an unanswered heartbeat are lost", "device", deviceID, "directives", dirs, "err", err)
+		return
+	}
+	s.log.Info("server: heartbeat not answered; its directives wait for the next", "device", deviceID, "directives", dirs)
 }
 
 // beat writes a heartbeat through the running batcher, or alone.

@@ -81,10 +81,15 @@ func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
 
 // Add hands a beat to the running batcher and waits until its batch is
 // written. It returns the directives the beat took, or the beat's own
-// error (ErrNotFound for an unknown terminal), or the batch's. If ctx ends
-// first it returns ctx.Err(), and the beat may still be written. Before
-// Run starts, Add waits for it; once Run has returned, Add returns
-// ErrClosed.
+// error (ErrNotFound for an unknown terminal), or the batch's. Before Run
+// starts, Add waits for it; once Run has returned, Add returns ErrClosed.
+//
+// ctx bounds the wait to hand the beat over: if it ends first, Add
+// returns ctx.Err() and nothing was written. Once handed over, the beat
+// is written (or failed) with its batch whatever ctx does, so Add waits
+// for that, at most one batch's write, and returns what the beat took:
+// directives taken by a beat whose request has ended are the caller's to
+// put back (the terminal will not see them), not lost.
 func (b *Batcher) Add(ctx context.Context, beat Heartbeat) ([]string, error) {
 	p := &pendingBeat{beat: beat, reply: make(chan HeartbeatResult, 1)}
 	select {
@@ -94,12 +99,8 @@ func (b *Batcher) Add(ctx context.Context, beat Heartbeat) ([]string, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	select {
-	case r := <-p.reply:
-		return r.Directives, r.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	r := <-p.reply // Run answers every beat it takes, even as it stops
+	return r.Directives, r.Err
 }
 
 // Run gathers and writes batches until ctx ends, then fails the beats of

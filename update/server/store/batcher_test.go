@@ -238,6 +238,47 @@ func TestBatcherAddContext(t *testing.T) {
 	})
 }
 
+// gated is a HeartbeatWriter that, for each batch, signals that it has
+// begun, then waits to be let go before it writes.
+type gated struct {
+	recorder
+	begun, release chan struct{}
+}
+
+func (g *gated) Heartbeats(ctx context.Context, beats []store.Heartbeat) ([]store.HeartbeatResult, error) {
+	g.begun <- struct{}{}
+	<-g.release
+	return g.recorder.Heartbeats(ctx, beats)
+}
+
+// A beat whose request ends while its batch is written still gets what
+// it took, so that its caller can put the directives back instead of
+// losing them (review M4).
+func TestBatcherAnswersABeatWhoseContextEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &gated{begun: make(chan struct{}), release: make(chan struct{})}
+		b, _, _ := start(t, g, 1, time.Millisecond)
+		ctx, cancel := context.WithCancel(t.Context())
+		type result struct {
+			dirs []string
+			err  error
+		}
+		got := make(chan result, 1)
+		go func() {
+			dirs, err := b.Add(ctx, beat("t-1"))
+			got <- result{dirs, err}
+		}()
+		<-g.begun
+		cancel() // the terminal gives up while its batch is written
+		synctest.Wait()
+		close(g.release)
+		r := <-got
+		if r.err != nil || !slices.Equal(r.dirs, []string{"check:t-1"}) {
+			t.Errorf("Add = %v, %v; want the directives the beat took", r.dirs, r.err)
+		}
+	})
+}
+
 func TestNewBatcherErrors(t *testing.T) {
 	w := &recorder{}
 	tests := []struct {
