@@ -17,6 +17,14 @@ import (
 // maxOperatorBody bounds an operator request's body.
 const maxOperatorBody = 1 << 20
 
+// Pages of the operator API's lists: a request that names no limit gets
+// DefaultPage items, and one that asks for more than MaxPage gets
+// MaxPage, so that no request reads a whole fleet into memory.
+const (
+	DefaultPage = 100
+	MaxPage     = 1000
+)
+
 // opFunc serves one operator request for an authenticated operator. It
 // returns the value to send as JSON, or handled when it wrote the response
 // itself.
@@ -34,7 +42,7 @@ var handled = new(struct{})
 // is refused (403). [Server.Handler] mounts it.
 //
 //	GET  /v1/operator/whoami                   the operator the token names
-//	GET  /v1/operator/terminals                terminals (?after=ID&limit=N&reports=N)
+//	GET  /v1/operator/terminals                a page of terminals (?after=ID&limit=N&reports=N)
 //	GET  /v1/operator/terminals/{id}           one terminal with its latest reports
 //	POST /v1/operator/terminals/{id}/nudge     admin: check at the next heartbeat
 //	PUT  /v1/operator/terminals/{id}/labels    admin: {"group": "...", "tags": [...]}
@@ -45,9 +53,12 @@ var handled = new(struct{})
 //	POST /v1/operator/rollouts                 admin: a RolloutSpec
 //	GET  /v1/operator/rollouts/{id}            one rollout
 //	POST /v1/operator/rollouts/{id}/pause      admin: {"note": "..."}; also resume, abort
-//	GET  /v1/operator/audit                    the audit log (?after=SEQ&limit=N)
+//	GET  /v1/operator/audit                    a page of the audit log (?after=SEQ&limit=N)
 //
-// Errors are transport error bodies: {"error": {"code": ..., "message": ...}}.
+// Lists are pages: DefaultPage items unless limit says otherwise, at most
+// MaxPage. A full page carries a Link header naming the next one
+// (rel="next"); the last page has none. Errors are transport error
+// bodies: {"error": {"code": ..., "message": ...}}.
 func (s *Server) OperatorHandler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, need Role, action string, h opFunc) {
@@ -182,8 +193,29 @@ func intParam(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-func (s *Server) opTerminals(w http.ResponseWriter, r *http.Request, op Operator) (any, error) {
+// pageLimit reads a list's limit parameter: DefaultPage when absent or 0,
+// at most MaxPage.
+func pageLimit(r *http.Request) (int, error) {
 	limit, err := intParam(r, "limit")
+	if err != nil {
+		return 0, err
+	}
+	if limit == 0 {
+		return DefaultPage, nil
+	}
+	return int(min(limit, MaxPage)), nil
+}
+
+// linkNext names the page after a full one in a Link header.
+func linkNext(w http.ResponseWriter, r *http.Request, after string, limit int) {
+	q := r.URL.Query()
+	q.Set("after", after)
+	q.Set("limit", strconv.Itoa(limit))
+	w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+}
+
+func (s *Server) opTerminals(w http.ResponseWriter, r *http.Request, op Operator) (any, error) {
+	limit, err := pageLimit(r)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +223,12 @@ func (s *Server) opTerminals(w http.ResponseWriter, r *http.Request, op Operator
 	if err != nil {
 		return nil, err
 	}
-	return s.ListTerminals(r.Context(), TerminalQuery{After: r.URL.Query().Get("after"), Limit: int(limit),
+	ts, err := s.ListTerminals(r.Context(), TerminalQuery{After: r.URL.Query().Get("after"), Limit: limit,
 		Reports: int(min(reports, maxHistory))})
+	if err == nil && len(ts) == limit {
+		linkNext(w, r, ts[len(ts)-1].DeviceID, limit)
+	}
+	return ts, err
 }
 
 func (s *Server) opNudge(w http.ResponseWriter, r *http.Request, op Operator) (any, error) {
@@ -289,9 +325,13 @@ func (s *Server) opAudit(w http.ResponseWriter, r *http.Request, op Operator) (a
 	if err != nil {
 		return nil, err
 	}
-	limit, err := intParam(r, "limit")
+	limit, err := pageLimit(r)
 	if err != nil {
 		return nil, err
 	}
-	return s.Audit(r.Context(), after, int(limit))
+	evs, err := s.Audit(r.Context(), after, limit)
+	if err == nil && len(evs) == limit {
+		linkNext(w, r, strconv.FormatInt(evs[len(evs)-1].Seq, 10), limit)
+	}
+	return evs, err
 }

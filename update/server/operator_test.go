@@ -314,3 +314,81 @@ func TestTerminalsPage(t *testing.T) {
 		t.Errorf("pages gave %v, want %v", got, ids)
 	}
 }
+
+// The operator API's lists come in pages: 100 by default, at most 1000,
+// each full one naming the next in a Link header (review M5).
+func TestOperatorListsArePaged(t *testing.T) {
+	e := newEnv(t, withOperators)
+	var ids []string
+	for i := range server.DefaultPage + 3 {
+		ids = append(ids, e.register(fmt.Sprintf("SN%03d", i), "P300"))
+	}
+	slices.Sort(ids)
+	for _, id := range ids[:7] {
+		if status, body := e.call("POST", "/v1/operator/terminals/"+id+"/nudge", adminToken, ""); status != http.StatusOK {
+			t.Fatalf("nudge: %d %s", status, body)
+		}
+	}
+	// get follows a list's pages from path and returns how long each was.
+	get := func(path string, item func(json.RawMessage) string) (pages []int, items []string) {
+		t.Helper()
+		for path != "" {
+			req, _ := http.NewRequest("GET", e.http.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+viewerToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page []json.RawMessage
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+			}
+			pages = append(pages, len(page))
+			for _, raw := range page {
+				items = append(items, item(raw))
+			}
+			path = ""
+			if link := resp.Header.Get("Link"); link != "" {
+				next, ok := strings.CutSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+				if !ok || !strings.HasPrefix(next, "/v1/operator/") {
+					t.Fatalf("Link %q", link)
+				}
+				path = next
+			}
+			if len(pages) > 200 {
+				t.Fatal("pages without end")
+			}
+		}
+		return pages, items
+	}
+	deviceID := func(raw json.RawMessage) string {
+		var term server.Terminal
+		json.Unmarshal(raw, &term)
+		return term.DeviceID
+	}
+	seq := func(raw json.RawMessage) string {
+		var ev struct{ Seq int64 }
+		json.Unmarshal(raw, &ev)
+		return fmt.Sprint(ev.Seq)
+	}
+	tests := []struct {
+		path  string
+		item  func(json.RawMessage) string
+		pages []int
+		want  []string
+	}{
+		{"/v1/operator/terminals", deviceID, []int{100, 3}, ids},
+		{"/v1/operator/terminals?limit=50&reports=1", deviceID, []int{50, 50, 3}, ids},
+		{"/v1/operator/terminals?limit=1000000", deviceID, []int{103}, ids},
+		{"/v1/operator/terminals?after=" + ids[100], deviceID, []int{2}, ids[101:]},
+		{"/v1/operator/audit?limit=3", seq, []int{3, 3, 1}, []string{"1", "2", "3", "4", "5", "6", "7"}},
+	}
+	for _, tt := range tests {
+		pages, items := get(tt.path, tt.item)
+		if !slices.Equal(pages, tt.pages) || !slices.Equal(items, tt.want) {
+			t.Errorf("GET %s: pages %v of %v, want %v of %v", tt.path, pages, items, tt.pages, tt.want)
+		}
+	}
+}
