@@ -602,3 +602,108 @@ func TestRolloutSuccessOverridesAFailure(t *testing.T) {
 		t.Errorf("after it committed: %+v; want it installed, not failed", st.Total)
 	}
 }
+
+// flakyTracking is a store whose n-th ChangeRolloutDevices fails, and that
+// records where each ListTerminals started.
+type flakyTracking struct {
+	store.Store
+	mu     sync.Mutex
+	failAt int // the call that fails, from 1; 0 never
+	calls  int
+	afters []string
+}
+
+func (f *flakyTracking) ChangeRolloutDevices(ctx context.Context, cs []store.DeviceChange) ([]bool, error) {
+	f.mu.Lock()
+	f.calls++
+	fail := f.calls == f.failAt
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("connection reset")
+	}
+	return f.Store.ChangeRolloutDevices(ctx, cs)
+}
+
+func (f *flakyTracking) ListTerminals(ctx context.Context, after string, limit int) ([]store.Terminal, error) {
+	f.mu.Lock()
+	f.afters = append(f.afters, after)
+	f.mu.Unlock()
+	return f.Store.ListTerminals(ctx, after, limit)
+}
+
+// A rollout whose creation stops while it tracks the fleet is not left
+// preparing for good: Reconcile, or creating it again with the same spec,
+// takes it up where it stopped (review M6).
+func TestRolloutCreationResumes(t *testing.T) {
+	const fleet = 2100 // three pages
+	tests := []struct {
+		name   string
+		resume func(e *env, clk *clock, spec server.RolloutSpec) error
+	}{
+		{"Reconcile", func(e *env, clk *clock, _ server.RolloutSpec) error {
+			clk.Add(time.Minute) // two RolloutEvery without progress
+			return e.srv.Reconcile(context.Background())
+		}},
+		{"created again", func(e *env, _ *clock, spec server.RolloutSpec) error {
+			_, err := e.srv.CreateRollout(context.Background(), admin, spec)
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &flakyTracking{Store: memstore.New()}
+			e, clk, _ := rolloutEnv(t, 0, func(c *server.Config) { c.Store = fs })
+			ctx := context.Background()
+			var ids []string
+			for i := range fleet {
+				id := fmt.Sprintf("t-%05d", i)
+				if err := fs.CreateTerminal(ctx, store.Terminal{ID: id, Serial: fmt.Sprintf("SN%05d", i), Model: "P300",
+					Components: []store.Component{{Name: "firmware", Version: "1.0.0"}}}); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			fs.failAt = 2 // the second page
+			spec := server.RolloutSpec{ID: "big", Release: fwRelease, Batches: []float64{100}}
+			if _, err := e.srv.CreateRollout(ctx, admin, spec); !errors.Is(err, transport.ErrUnavailable) {
+				t.Fatalf("CreateRollout with a store that fails: %v, want ErrUnavailable", err)
+			}
+			st := rolloutOf(t, e.srv, spec.ID)
+			if !st.Preparing || st.Total.Pending != 1000 {
+				t.Fatalf("after the failure: preparing %v, %+v", st.Preparing, st.Total)
+			}
+			if offered(t, e.srv, ids[0]) {
+				t.Error("a rollout still preparing offered its release")
+			}
+			if err := e.srv.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st := rolloutOf(t, e.srv, spec.ID); !st.Preparing {
+				t.Fatal("Reconcile took up a creation that another may still be making")
+			}
+			_, err := e.srv.CreateRollout(ctx, admin, server.RolloutSpec{ID: "big", Release: fwRelease})
+			if !errors.Is(err, transport.ErrConflict) {
+				t.Errorf("another spec under the same ID: %v, want ErrConflict", err)
+			}
+
+			fs.mu.Lock()
+			fs.afters = nil
+			fs.mu.Unlock()
+			if err := tt.resume(e, clk, spec); err != nil {
+				t.Fatal(err)
+			}
+			st = rolloutOf(t, e.srv, spec.ID)
+			if st.Preparing || st.State != rollout.StateRunning || st.Total.Pending != fleet {
+				t.Errorf("resumed: preparing %v, %s, %+v", st.Preparing, st.State, st.Total)
+			}
+			fs.mu.Lock()
+			defer fs.mu.Unlock()
+			if len(fs.afters) == 0 || fs.afters[0] != ids[999] {
+				t.Errorf("resumed reading the fleet after %q, want after the first page, %q", fs.afters, ids[999])
+			}
+			if !offered(t, e.srv, ids[0]) {
+				t.Error("not offered once ready")
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -133,9 +134,13 @@ type statusDoc struct {
 	Accepted    []failures    `json:"accepted,omitempty"`
 	Detail      string        `json:"detail,omitempty"`
 	// Ready is set once the devices targeted when the rollout was created
-	// are tracked; until then it neither starts nor offers.
-	Ready   bool `json:"ready"`
-	Tracked int  `json:"tracked,omitempty"`
+	// are tracked; until then it neither starts nor offers. TrackedTo is
+	// how far tracking went, the last device ID of the fleet's pages
+	// done, where it resumes if it was interrupted (see Server.prepare);
+	// Tracked counts the devices it tracked.
+	Ready     bool   `json:"ready"`
+	TrackedTo string `json:"tracked_to,omitempty"`
+	Tracked   int    `json:"tracked,omitempty"`
 	// DecidedAt is when a replica last ran rollout.Decide and wrote what
 	// it gave; a rollout not decided for Config.RolloutEvery is decided
 	// again on the next check.
@@ -545,7 +550,10 @@ func (s *Server) expireDevices(ctx context.Context, ro *rolloutRec, now time.Tim
 // rollout under way it sweeps the devices that have not finished (offline
 // when their terminal has gone silent, back when it beats again, progress
 // from what their heartbeats say, a result the terminal holds that the
-// rollout missed) and decides the rollout again. Tests and simulators
+// rollout missed) and decides the rollout again. A rollout whose creation
+// was interrupted (a store error, a replica that stopped) while it
+// tracked the fleet, and that no one has moved on for two
+// Config.RolloutEvery, is taken up where it stopped. Tests and simulators
 // call it to step a server without Run's timer.
 func (s *Server) Reconcile(ctx context.Context) error {
 	rs, err := s.listRollouts(ctx)
@@ -553,7 +561,16 @@ func (s *Server) Reconcile(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	now := s.cfg.Now()
 	for _, ro := range rs {
+		if !ro.doc.Ready && !ro.final() && now.Sub(ro.rec.UpdatedAt) >= 2*s.cfg.RolloutEvery {
+			s.log.Warn("server: resuming the creation of a rollout", "rollout", ro.rec.ID, "tracked", ro.doc.Tracked,
+				"after", ro.doc.TrackedTo)
+			if _, err := s.prepare(ctx, ro.rec.ID); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if !ro.doc.Ready || ro.final() {
 			continue
 		}
@@ -935,8 +952,11 @@ func (s *Server) observeReport(ctx context.Context, deviceID string, req *transp
 // on the release is offered only as its rollouts allow. Every terminal the
 // spec targets and the release fits is tracked in it at once (terminals
 // that come later, on their first check); then the rollout is decided,
-// which starts it if its start time has come. by must be an admin; the
-// creation, or its refusal, lands in the audit log.
+// which starts it if its start time has come. Tracking goes on if ctx
+// ends meanwhile; if it stops on an error (transport.ErrUnavailable), the
+// rollout exists, preparing, and [Server.Reconcile] takes it up where it
+// stopped, as does calling CreateRollout again with the same spec. by
+// must be an admin; the creation, or its refusal, lands in the audit log.
 func (s *Server) CreateRollout(ctx context.Context, by Operator, spec RolloutSpec) (RolloutStatus, error) {
 	by = by.orSystem()
 	if err := s.require(ctx, by, RoleAdmin, "rollout.create", spec.ID); err != nil {
@@ -970,71 +990,125 @@ func (s *Server) createRollout(ctx context.Context, spec RolloutSpec) (RolloutSt
 	docJSON, _ := json.Marshal(statusDoc{})
 	_, err = s.store.CreateRollout(ctx, store.Rollout{ID: spec.ID, Definition: specJSON, Status: docJSON,
 		CreatedAt: now, UpdatedAt: now})
-	if errors.Is(err, store.ErrExists) {
-		return RolloutStatus{}, "", transport.Errorf(transport.CodeConflict, "rollout %s exists", spec.ID)
-	}
-	if err != nil {
+	resumed := false
+	switch {
+	case errors.Is(err, store.ErrExists):
+		// The same spec again, for a rollout whose creation was
+		// interrupted: take it up where it stopped.
+		ro, lerr := s.loadRollout(ctx, spec.ID)
+		if lerr != nil || ro.doc.Ready || ro.final() || !bytes.Equal(ro.rec.Definition, specJSON) {
+			return RolloutStatus{}, "", transport.Errorf(transport.CodeConflict, "rollout %s exists", spec.ID)
+		}
+		resumed = true
+	case err != nil:
 		return RolloutStatus{}, "", fromStore(err, "create rollout %s", spec.ID)
 	}
-	n, err := s.trackFleet(ctx, def, cat, now)
+	// Tracking a large fleet takes a while: it goes on if the operator's
+	// request ends meanwhile (a proxy's timeout), and if it stops, on an
+	// error or with the process, Reconcile takes it up later.
+	n, err := s.prepare(context.WithoutCancel(ctx), spec.ID)
 	if err != nil {
-		return RolloutStatus{}, "", err
-	}
-	_, err = s.updateRollout(ctx, spec.ID, func(ro *rolloutRec) (bool, error) {
-		ro.doc.Ready, ro.doc.Tracked = true, n
-		return true, nil
-	})
-	if err != nil {
-		return RolloutStatus{}, "", err
-	}
-	if _, err := s.decide(ctx, spec.ID); err != nil {
-		return RolloutStatus{}, "", err
+		s.log.Error("server: tracking a new rollout's terminals stopped; Reconcile resumes it", "rollout", spec.ID, "err", err)
+		return RolloutStatus{}, "", transport.Errorf(transport.CodeUnavailable,
+			"rollout %s is created, but tracking its terminals stopped: it resumes in the background, or post it again", spec.ID)
 	}
 	st, err := s.Rollout(ctx, spec.ID)
-	return st, fmt.Sprintf("%d terminals tracked", n), err
+	detail := fmt.Sprintf("%d terminals tracked", n)
+	if resumed {
+		detail = "resumed: " + detail
+	}
+	return st, detail, err
 }
 
-// trackFleet tracks, in a new rollout, every terminal it targets and its
-// release fits, and returns how many.
-func (s *Server) trackFleet(ctx context.Context, def rollout.Rollout, cat []*published, now time.Time) (int, error) {
-	n, after := 0, ""
-	all := releases(cat)
-	for {
+// prepare tracks, in a rollout being created, every terminal the rollout
+// targets and its release fits, a page of the fleet at a time from where
+// an earlier attempt stopped, recording how far it went after each page;
+// then it marks the rollout ready and decides it, which starts it if its
+// start time has come. Several may run at once (a request and Reconcile
+// on another replica): tracking a device twice writes it once. It returns
+// how many devices the rollout tracked.
+func (s *Server) prepare(ctx context.Context, id string) (int, error) {
+	ro, err := s.loadRollout(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return 0, err
+	}
+	after := ro.doc.TrackedTo
+	for !ro.doc.Ready && !ro.final() {
 		page, err := s.store.ListTerminals(ctx, after, pageSize)
 		if err != nil {
-			return n, fromStore(err, "list terminals")
+			return 0, fromStore(err, "list terminals")
 		}
-		var states []store.DeviceChange
-		for _, t := range page {
-			rd := rollout.Device{ID: t.ID, Model: t.Model, Channel: t.Channel, Groups: groupsOf(t), Tags: t.Tags}
-			if !rollout.Eligible(def, rd) {
-				continue
-			}
-			dev := deviceOf(t)
-			i := slices.IndexFunc(cat, func(p *published) bool {
-				return p.rel.ID() == def.Release && p.rel.Channel == cmp.Or(t.Channel, release.DefaultChannel)
-			})
-			if i < 0 {
-				continue
-			}
-			d, ok := track(def, t.ID, dev, cat[i].rel, all, now)
-			if !ok || d.Stage == rollout.NoBatch {
-				continue
-			}
-			// A first write: a device tracked already keeps its state.
-			states = append(states, store.DeviceChange{State: encodeDevice(def.ID, d)})
+		n, err := s.trackPage(ctx, ro.def, cat, page)
+		if err != nil {
+			return 0, err
 		}
-		if len(states) > 0 {
-			if _, err := s.store.ChangeRolloutDevices(ctx, states); err != nil {
-				return n, fromStore(err, "track rollout %s", def.ID)
+		done := len(page) < pageSize
+		if len(page) > 0 {
+			after = page[len(page)-1].ID
+		}
+		ro, err = s.updateRollout(ctx, id, func(ro *rolloutRec) (bool, error) {
+			if ro.doc.Ready || ro.final() {
+				return false, nil // another finished it, or an operator aborted it
 			}
-			n += len(states)
+			ro.doc.TrackedTo = max(ro.doc.TrackedTo, after)
+			ro.doc.Tracked += n
+			ro.doc.Ready = done
+			return true, nil
+		})
+		if err != nil {
+			return 0, err
 		}
-		if len(page) < pageSize {
-			return n, nil
-		}
-		after = page[len(page)-1].ID
 	}
+	if ro.doc.Ready && !ro.final() {
+		if ro, err = s.decide(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return ro.doc.Tracked, nil
+}
+
+// trackPage tracks, in a rollout being created, the terminals of a page of
+// the fleet that it targets and its release fits, and returns how many it
+// tracked now (a device tracked already keeps its state).
+func (s *Server) trackPage(ctx context.Context, def rollout.Rollout, cat []*published, page []store.Terminal) (int, error) {
+	now := s.cfg.Now()
+	all := releases(cat)
+	var changes []store.DeviceChange
+	for _, t := range page {
+		rd := rollout.Device{ID: t.ID, Model: t.Model, Channel: t.Channel, Groups: groupsOf(t), Tags: t.Tags}
+		if !rollout.Eligible(def, rd) {
+			continue
+		}
+		i := slices.IndexFunc(cat, func(p *published) bool {
+			return p.rel.ID() == def.Release && p.rel.Channel == cmp.Or(t.Channel, release.DefaultChannel)
+		})
+		if i < 0 {
+			continue
+		}
+		d, ok := track(def, t.ID, deviceOf(t), cat[i].rel, all, now)
+		if !ok || d.Stage == rollout.NoBatch {
+			continue
+		}
+		changes = append(changes, store.DeviceChange{State: encodeDevice(def.ID, d)}) // a first write
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	applied, err := s.store.ChangeRolloutDevices(ctx, changes)
+	if err != nil {
+		return 0, fromStore(err, "track rollout %s", def.ID)
+	}
+	n := 0
+	for _, ok := range applied {
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // deviceOf is a stored terminal as negotiation sees it.
