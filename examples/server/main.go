@@ -132,25 +132,41 @@ func run(args []string) error {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute}
 	log.Info("server: listening", "url", "http://"+ln.Addr().String(), "releases", len(publish))
+	return serve(ctx, hs, ln, srv.Run)
+}
 
-	// The background work (batched heartbeats, rollouts on a timer) stops
-	// after the HTTP server, so no request is left waiting on it.
+// shutdownTimeout bounds how long the requests in flight may take to
+// finish once the server is told to stop.
+const shutdownTimeout = 10 * time.Second
+
+// serve serves HTTP on ln until ctx ends, with run (the server's
+// background work: batched heartbeats, rollouts on a timer) beside it.
+// When ctx ends it shuts the HTTP server down, waits for the requests in
+// flight to finish (up to shutdownTimeout), and only then stops run, so
+// that no request is left waiting on it and none is cut off before the
+// store closes.
+func serve(ctx context.Context, hs *http.Server, ln net.Listener, run func(context.Context) error) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(runCtx) }()
+	go func() { ran <- run(runCtx) }()
+	shutdown := make(chan struct{})
 	go func() {
+		defer close(shutdown)
 		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		hs.Shutdown(shutdown)
+		hs.Shutdown(sctx)
 	}()
-	err = hs.Serve(ln)
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		// Serve returns as soon as Shutdown begins; the requests in
+		// flight are done when Shutdown returns.
+		<-shutdown
+		err = nil
+	}
 	stopRun()
 	<-ran
-	if !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return err
 }
 
 // openStore opens the fleet store the flags name and returns how to close
