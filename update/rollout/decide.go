@@ -132,8 +132,9 @@ const (
 //   - starts a scheduled rollout once Start has come, opening stage 0;
 //   - halts a running rollout when, in any open stage, the share of
 //     finished devices that failed passes FailureRate, or a ReasonRates
-//     limit, once MinFinished devices of the stage (or all of a smaller
-//     stage) have finished; accepted failures do not count;
+//     limit, once MinFinished devices of the stage (or all the reachable
+//     devices of a smaller stage: not offline, expired or current) have
+//     finished; accepted failures do not count;
 //   - opens the next stage when the newest open stage has met the success
 //     threshold and has been open for Soak: succeeded devices are at least
 //     SuccessThreshold percent of the stage's devices, leaving out the
@@ -235,9 +236,12 @@ func breach(r Rollout, st Status, stage func(int) Counts) (Breach, bool) {
 	reasons := slices.Sorted(maps.Keys(r.ReasonRates))
 	for i := 0; i <= st.Stage; i++ {
 		c, acc := stage(i), st.accepted(i)
+		// A stage smaller than MinFinished is judged once its reachable
+		// devices have finished: one that went offline before its offer
+		// must not keep the others' failures from ever halting it.
 		finished := c.Finished() - acc.Total
-		total := c.Total() - c.Current - acc.Total
-		if finished <= 0 || finished < min(r.minFinished(), total) {
+		reachable := c.Total() - c.Offline - c.Expired - c.Current - acc.Total
+		if finished <= 0 || finished < min(r.minFinished(), reachable) {
 			continue
 		}
 		passes := func(failed int, limit float64) bool { return float64(failed)*100 > limit*float64(finished) }

@@ -133,6 +133,15 @@ func TestDecide(t *testing.T) {
 		{name: "a small pilot still going", st: running(0),
 			counts: stages(rollout.Counts{Succeeded: 1, Failed: fails(1, health, 1), Downloading: 1}), now: t0.Add(time.Hour),
 			state: rollout.StateRunning},
+		// One device that went offline before its offer does not keep a
+		// small stage from being judged (review L2).
+		{name: "a small pilot with an offline device is judged", st: running(0),
+			counts: stages(rollout.Counts{Failed: fails(4), Offline: 1}, rollout.Counts{Pending: 100}), now: t0.Add(time.Hour),
+			state: rollout.StateHalted, events: []rollout.EventKind{halted},
+			breach: rollout.Breach{Stage: 0, Failed: 4, Finished: 4, Limit: 10}},
+		{name: "a small pilot waits for a silent device", st: running(0),
+			counts: stages(rollout.Counts{Failed: fails(4), Silent: 1}, rollout.Counts{Pending: 100}), now: t0.Add(time.Hour),
+			state: rollout.StateRunning},
 		{name: "offline devices are not failures", st: running(1),
 			counts: stages(pilotDone, rollout.Counts{Succeeded: 20, Offline: 80}, rollout.Counts{Pending: 900}), now: t0.Add(time.Hour),
 			state: rollout.StateRunning, stage: 2, events: []rollout.EventKind{opened}},

@@ -113,7 +113,9 @@ type Rollout struct {
 	// MinFinished is how many devices of a stage must have finished
 	// (succeeded or failed) before its failure rates can halt the
 	// rollout; a stage with fewer devices is judged once all of them have
-	// finished. Zero means [DefaultMinFinished].
+	// finished, leaving out those offline since before their offer (a
+	// silent device holding an offer is waited for until it is lost).
+	// Zero means [DefaultMinFinished].
 	MinFinished int
 	// MaxStartsPerMinute caps the devices offered the release for the
 	// first time in each calendar minute; zero means no cap.
