@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update/server"
@@ -212,6 +213,11 @@ func TestInventoryCSV(t *testing.T) {
 		Waiting: "merchant, deferring"}); err != nil {
 		t.Fatal(err)
 	}
+	c := e.register("SN-C", "P300")
+	if _, err := e.srv.Heartbeat(ctx, c, &transport.HeartbeatRequest{Seq: 1, State: "idle\t+1",
+		Waiting: "battery;=cmd|' /C calc'!A0"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.srv.Report(ctx, b, &transport.ReportRequest{ID: "r1", Release: "firmware@1.1.0",
 		Outcome: transport.OutcomeRolledBack, Reason: transport.ReasonBoot, At: clk.Now()}); err != nil {
 		t.Fatal(err)
@@ -224,8 +230,8 @@ func TestInventoryCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 {
-		t.Fatalf("%d rows, want a header and 2:\n%s", len(rows), body)
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want a header and 3:\n%s", len(rows), body)
 	}
 	col := map[string]int{}
 	for i, h := range rows[0] {
@@ -250,6 +256,8 @@ func TestInventoryCSV(t *testing.T) {
 		{b, "last_release", "firmware@1.1.0"},
 		{b, "last_outcome", "rolled_back"},
 		{b, "last_reason", "boot_failed"},
+		{c, "state", "idle +1"},
+		{c, "waiting", "battery;'=cmd|' /C calc'!A0"},
 	}
 	for _, tt := range tests {
 		if got := byID[tt.id][col[tt.column]]; got != tt.want {
@@ -391,4 +399,48 @@ func TestOperatorListsArePaged(t *testing.T) {
 			t.Errorf("GET %s: pages %v of %v, want %v of %v", tt.path, pages, items, tt.pages, tt.want)
 		}
 	}
+}
+
+// A cell of the inventory a spreadsheet would run as a formula is
+// defused wherever a spreadsheet may split it: at its start, and after
+// each ';' or ',' (the list separator of many locales), after spaces;
+// control characters become spaces (review L3).
+func TestCSVCell(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"idle", "idle"},
+		{"=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"},
+		{"battery;=cmd|' /C calc'!A0", "battery;'=cmd|' /C calc'!A0"},
+		{"merchant, deferring", "merchant, deferring"},
+		{"a, +1;  @SUM(A1)", "a, '+1;  '@SUM(A1)"},
+		{"  -2", "  '-2"},
+		{"\t=1", " '=1"},
+		{"idle\r\n=1", "idle  =1"},
+		{"x=1;y=-2", "x=1;y=-2"},
+		{"firmware=1.0.0;app=2.1.0", "firmware=1.0.0;app=2.1.0"},
+	}
+	for _, tt := range tests {
+		if got := server.CSVCell(tt.in); got != tt.want {
+			t.Errorf("csvCell(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzCSVCell: whatever a terminal says, no part of a cell starts with a
+// formula, and no control character is left.
+func FuzzCSVCell(f *testing.F) {
+	for _, s := range []string{"=1", "a;=b", " ,@c", "\t+d", "ok"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := server.CSVCell(in)
+		if strings.ContainsFunc(out, unicode.IsControl) {
+			t.Fatalf("csvCell(%q) = %q has a control character", in, out)
+		}
+		for _, part := range strings.FieldsFunc(out, func(r rune) bool { return r == ';' || r == ',' }) {
+			if p := strings.TrimLeft(part, " "); p != "" && strings.ContainsRune("=+-@", []rune(p)[0]) {
+				t.Fatalf("csvCell(%q) = %q: part %q starts a formula", in, out, part)
+			}
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/upkeephq/upkeep/internal/version"
 	"github.com/upkeephq/upkeep/transport"
@@ -297,10 +298,31 @@ func csvTime(t time.Time) string {
 }
 
 // csvCell defuses a cell a spreadsheet would run as a formula: what a
-// terminal reports (its state, why it waits) is not trusted.
+// terminal reports (its state, why it waits) is not trusted. Control
+// characters become spaces, and every part of the cell that starts,
+// after spaces, with a formula's first character (= + - @) gets a "'"
+// before it: the cell's start, and the start of each part after a ';' or
+// a ',', since a spreadsheet whose list separator is ';' splits cells
+// there whatever the CSV quoting says.
 func csvCell(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, v)
+	var b strings.Builder
+	start := true // at the start of a part
+	for _, r := range v {
+		switch {
+		case start && r == ' ':
+		case start && strings.ContainsRune("=+-@", r):
+			b.WriteByte('\'')
+			start = false
+		default:
+			start = r == ';' || r == ','
+		}
+		b.WriteRune(r)
 	}
-	return v
+	return b.String()
 }
