@@ -23,9 +23,8 @@ const (
 	RoleAdmin Role = "admin"
 
 	// Roles in the audit log of actors that are not operators.
-	roleSystem     Role = "system"     // the server itself: rollout decisions, the vendor's code
-	roleTerminal   Role = "terminal"   // a terminal, by its device ID
-	roleTechnician Role = "technician" // a manual update's credential
+	roleSystem   Role = "system"   // the server itself: rollout decisions, the vendor's code
+	roleTerminal Role = "terminal" // a terminal, by its device ID
 )
 
 // can reports whether r may act as need.
@@ -99,7 +98,7 @@ func (s *Server) audit(ctx context.Context, by Operator, action, target string, 
 		case e.Code == transport.CodeForbidden:
 			result = "denied"
 		case errors.As(err, &pe):
-			why = pe.Error()
+			why = pe.shown()
 		}
 		detail = joinDetail(detail, why)
 	}

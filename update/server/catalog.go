@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"time"
 
@@ -42,15 +43,25 @@ type PublishOptions struct {
 // allows (see [Server.CreateRollout]). Publishing the same release on the
 // same channel again replaces it. The publication lands in the audit log.
 func (s *Server) Publish(ctx context.Context, dir string, opts PublishOptions) (release.Release, error) {
+	return s.publishAs(ctx, dir, filepath.Base(dir), opts)
+}
+
+// publishAs is Publish of dir, which the audit log (read by viewers) and
+// the operator API call name: the release root's own path stays out.
+func (s *Server) publishAs(ctx context.Context, dir, name string, opts PublishOptions) (release.Release, error) {
 	by := opts.By.orSystem()
-	if err := s.require(ctx, by, RoleAdmin, "release.publish", dir); err != nil {
+	if err := s.require(ctx, by, RoleAdmin, "release.publish", name); err != nil {
 		return release.Release{}, err
 	}
 	channel := cmp.Or(opts.Channel, release.DefaultChannel)
 	rel, err := s.publish(ctx, dir, channel, opts.Policy)
-	target := rel.ID()
-	if target == "" {
-		target = dir
+	var pe *PublishError
+	if errors.As(err, &pe) {
+		pe.name = name
+	}
+	target := name
+	if err == nil {
+		target = rel.ID()
 	}
 	s.audit(ctx, by, "release.publish", target, err, "channel "+channel)
 	return rel, err

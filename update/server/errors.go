@@ -3,6 +3,8 @@ package server
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update/rollout"
@@ -25,11 +27,32 @@ var ErrRunning = errors.New("server: Run is already running")
 type PublishError struct {
 	Dir string
 	Err error
+	// name is the directory as the audit log and the operator API show
+	// it: without the server's own paths.
+	name string
 }
 
 func (e *PublishError) Error() string { return fmt.Sprintf("server: publish %s: %v", e.Dir, e.Err) }
 
 func (e *PublishError) Unwrap() error { return e.Err }
+
+// shown is the refusal as viewers of the audit log and operators may see
+// it: the directory by the name it was published by, and no path of the
+// server's in the reason.
+func (e *PublishError) shown() string {
+	name := e.name
+	if name == "" {
+		name = filepath.Base(e.Dir)
+	}
+	msg := e.Err.Error()
+	abs, _ := filepath.Abs(e.Dir)
+	for _, p := range []string{abs, filepath.Clean(e.Dir), e.Dir} {
+		if p != "" && p != "." {
+			msg = strings.ReplaceAll(msg, p, name)
+		}
+	}
+	return "publish " + name + ": " + msg
+}
 
 // errConfig reports an invalid Config.
 func errConfig(format string, args ...any) error {

@@ -288,14 +288,14 @@ func (s *Server) opPublish(w http.ResponseWriter, r *http.Request, op Operator) 
 		s.audit(r.Context(), op, "release.publish", body.Dir, err, "")
 		return nil, err
 	}
-	rel, err := s.Publish(r.Context(), filepath.Join(s.cfg.ReleaseRoot, body.Dir),
+	rel, err := s.publishAs(r.Context(), filepath.Join(s.cfg.ReleaseRoot, body.Dir), body.Dir,
 		PublishOptions{Channel: body.Channel, Policy: body.Policy, By: op})
 	if err != nil {
 		var pe *PublishError
 		if errors.As(err, &pe) {
 			// Why a release directory does not verify is the operator's
-			// to know.
-			err = transport.Errorf(transport.CodeBadRequest, "%v", pe)
+			// to know, by the name they gave it.
+			err = transport.Errorf(transport.CodeBadRequest, "%s", pe.shown())
 		}
 		return nil, err
 	}

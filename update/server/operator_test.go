@@ -176,6 +176,18 @@ func TestOperatorRoles(t *testing.T) {
 			t.Errorf("a viewer did something: %+v", k)
 		}
 	}
+	// A refused publish names the directory as the admin did, and none of
+	// the server's paths, to viewers of the audit log or to the admin
+	// (review L4).
+	for _, ev := range evs {
+		if strings.Contains(ev.Target+ev.Detail, root) {
+			t.Errorf("the audit log shows the release root: %+v", ev)
+		}
+	}
+	if _, body := e.call("POST", "/v1/operator/releases", adminToken, `{"dir":"missing"}`); strings.Contains(string(body), root) ||
+		!strings.Contains(string(body), "missing") {
+		t.Errorf("a refused publish: %s", body)
+	}
 	// Read endpoints leave no trace.
 	for _, ev := range evs {
 		if strings.HasSuffix(ev.Action, ".list") || strings.HasSuffix(ev.Action, ".get") {
@@ -266,32 +278,52 @@ func TestInventoryCSV(t *testing.T) {
 	}
 }
 
+// A manual update lands in the audit log once, as the terminal's: the
+// credential is what the terminal says a technician used, quoted, cleaned
+// of control characters and cut short (review L4).
 func TestManualUpdateIsAudited(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	id := e.register("SN1", "P300")
-	rep := &transport.ReportRequest{ID: "m-1", Release: "firmware@1.1.0", To: "1.1.0", Outcome: transport.OutcomeCommitted,
-		Reason: transport.ReasonOK, At: time.Now(), Manual: &transport.Manual{Method: "token", Credential: "token:tech-042@k1"}}
-	for range 2 { // once, however often it is sent
-		if _, err := e.srv.Report(ctx, id, rep); err != nil {
-			t.Fatal(err)
-		}
+	long := strings.Repeat("x", 300)
+	tests := []struct {
+		name       string
+		credential string
+		outcome    transport.Outcome
+		result     string
+		detail     string // the audit event's detail contains it
+	}{
+		{"a token", "token:tech-042@k1", transport.OutcomeCommitted, "ok", `credential "token:tech-042@k1"`},
+		{"rolled back", "maintenance-password", transport.OutcomeRolledBack, "failed", `credential "maintenance-password"`},
+		{"control characters", "alice\nadmin\x1b[2J", transport.OutcomeCommitted, "ok", `credential "alice?admin?[2J"`},
+		{"too long", long, transport.OutcomeCommitted, "ok", `credential "` + long[:64] + `…"`},
 	}
-	evs, err := e.srv.Audit(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(evs, func(ev store.AuditEvent) bool { return ev.Action == "terminal.manual_update" })
-	if i < 0 {
-		t.Fatalf("no manual update in the audit log: %+v", evs)
-	}
-	ev := evs[i]
-	if ev.Actor != "token:tech-042@k1" || ev.Role != "technician" || ev.Target != id || ev.Result != "ok" ||
-		!strings.Contains(ev.Detail, "firmware@1.1.0") {
-		t.Errorf("audit event %+v", ev)
-	}
-	if n := count(auditActions(t, e.srv), "terminal.manual_update"); n != 1 {
-		t.Errorf("%d manual update events, want 1", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			id := e.register("SN1", "P300")
+			rep := &transport.ReportRequest{ID: "m-1", Release: "firmware@1.1.0", To: "1.1.0", Outcome: tt.outcome,
+				Reason: transport.ReasonOK, At: time.Now(), Manual: &transport.Manual{Method: "token", Credential: tt.credential}}
+			for range 2 { // once, however often it is sent
+				if _, err := e.srv.Report(ctx, id, rep); err != nil {
+					t.Fatal(err)
+				}
+			}
+			evs, err := e.srv.Audit(ctx, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(evs, func(ev store.AuditEvent) bool { return ev.Action == "terminal.manual_update" })
+			if i < 0 {
+				t.Fatalf("no manual update in the audit log: %+v", evs)
+			}
+			ev := evs[i]
+			if ev.Actor != "terminal:"+id || ev.Role != "terminal" || ev.Target != id || ev.Result != tt.result ||
+				!strings.Contains(ev.Detail, "firmware@1.1.0") || !strings.Contains(ev.Detail, tt.detail) {
+				t.Errorf("audit event %+v; want the detail to contain %s", ev, tt.detail)
+			}
+			if n := count(auditActions(t, e.srv), "terminal.manual_update"); n != 1 {
+				t.Errorf("%d manual update events, want 1", n)
+			}
+		})
 	}
 }
 

@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/upkeephq/upkeep/heartbeat"
 	"github.com/upkeephq/upkeep/transport"
@@ -532,7 +534,8 @@ func (s *Server) Artifact(ctx context.Context, deviceID, digest string) (*transp
 // changes: the terminal's last result and, on a commit of a published
 // release, its version. A report on a rollout's release moves the device
 // on in the rollout, which may then advance or halt. A manual update's
-// report lands in the audit log, naming the technician's credential.
+// report lands in the audit log as the terminal's, quoting the
+// technician's credential it reports.
 func (s *Server) Report(ctx context.Context, deviceID string, req *transport.ReportRequest) (*transport.ReportResponse, error) {
 	now := s.cfg.Now()
 	cat, err := s.catalog(ctx)
@@ -573,10 +576,14 @@ func (s *Server) Report(ctx context.Context, deviceID string, req *transport.Rep
 		if mu := req.Manual; mu != nil {
 			var fail error
 			if req.Outcome != transport.OutcomeCommitted {
-				fail = errors.New(string(req.Outcome) + " (" + string(req.Reason) + ")")
+				fail = errors.New(reported(string(req.Outcome)) + " (" + reported(string(req.Reason)) + ")")
 			}
-			s.audit(ctx, Operator{Name: mu.Credential, Role: roleTechnician}, "terminal.manual_update", deviceID, fail,
-				fmt.Sprintf("%s by %s credential %s: %s", req.Release, mu.Method, mu.Credential, req.Outcome))
+			// The credential is what the terminal says a technician used:
+			// the terminal is the actor, and what it says is quoted,
+			// cleaned and bounded.
+			s.audit(ctx, Operator{Name: "terminal:" + deviceID, Role: roleTerminal}, "terminal.manual_update", deviceID, fail,
+				fmt.Sprintf("%s installed by hand: method %q, credential %q, as the terminal reports: %s",
+					reported(req.Release), reported(mu.Method), reported(mu.Credential), reported(string(req.Outcome))))
 		}
 	}
 	// A duplicate moves the rollout too: the first delivery may have been
@@ -586,6 +593,29 @@ func (s *Server) Report(ctx context.Context, deviceID string, req *transport.Rep
 		return nil, err
 	}
 	return &transport.ReportResponse{Duplicate: dup}, nil
+}
+
+// maxReported bounds, in runes, a string a terminal reports that goes
+// into the audit log.
+const maxReported = 64
+
+// reported is a string a terminal reports, fit for the audit log: control
+// and invisible characters become '?', and it is cut at maxReported runes.
+func reported(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxReported {
+			b.WriteString("…")
+			break
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // withVersion returns cs with component name at version v.
