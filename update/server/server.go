@@ -161,9 +161,11 @@ func New(cfg Config) (*Server, error) {
 // Run is optional. Without it each heartbeat is its own transaction, and
 // rollouts move only on reports, checks and operator actions: their
 // offline devices are not counted as offline (they wait as pending, which
-// can hold a stage back) and progress reported by heartbeats alone is not
-// seen. Run may be called again after it returns; called while it runs,
-// it returns ErrRunning.
+// can hold a stage back), a device silent since its offer is never lost
+// (it holds its stage back for good), a rollout whose creation stopped is
+// not resumed, and progress reported by heartbeats alone is not seen.
+// Run may be called again after it returns; called while it runs, it
+// returns ErrRunning.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrRunning
