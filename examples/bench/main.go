@@ -48,9 +48,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/upkeephq/upkeep/examples/internal/cli"
 )
 
 func main() {
@@ -108,9 +109,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	size := sizeFlag{1 << 30}
+	size := cli.Size{N: 1 << 30, Max: maxSize}
 	fs.Var(&size, "size", "artifact size (bytes, or with K, M, G, KiB, MiB, GiB: binary units)")
-	chunk := sizeFlag{0}
+	chunk := cli.Size{Max: maxChunk}
 	fs.Var(&chunk, "chunk-size", "the release's chunk size (0: the verify package's default, 1 MiB)")
 	runs := fs.Int("runs", 5, "timed runs of each tool, interleaved")
 	warmup := fs.Int("warmup", 1, "untimed rounds first")
@@ -134,7 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return bad("unexpected arguments %q", fs.Args())
 	}
 	cfg := &config{
-		size: size.n, chunkSize: chunk.n, runs: *runs, warmup: *warmup, dir: *dir, keep: *keep,
+		size: size.N, chunkSize: chunk.N, runs: *runs, warmup: *warmup, dir: *dir, keep: *keep,
 		parallel: *parallel, peers: map[string]bool{}, upkeepBin: *upkeepBin, serveOnly: *serveOnly,
 		command: commandLine(args),
 	}
@@ -192,60 +193,4 @@ func shellJoin(args []string) string {
 		}
 	}
 	return strings.Join(q, " ")
-}
-
-// sizeFlag is a byte count: an integer, optionally with K, M or G (also
-// KiB, MiB, GiB, any case), all binary.
-type sizeFlag struct{ n int64 }
-
-func (f *sizeFlag) Set(s string) error {
-	n, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	f.n = n
-	return nil
-}
-
-func (f *sizeFlag) String() string {
-	if f == nil {
-		return ""
-	}
-	return formatSize(f.n)
-}
-
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{
-		{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30},
-		{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30},
-	} {
-		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
-			t, mult = rest, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n < 0 || n > maxSize/mult {
-		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with K, M or G (binary), at most 256 GiB", s)
-	}
-	return n * mult, nil
-}
-
-// formatSize writes n in the largest binary unit that divides it.
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }

@@ -146,59 +146,6 @@ func sumOf(b []byte) []byte {
 	return h.Sum(nil)
 }
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{in: "1024", want: 1024},
-		{in: "8MiB", want: 8 << 20},
-		{in: "8m", want: 8 << 20},
-		{in: "1GiB", want: 1 << 30},
-		{in: "2G", want: 2 << 30},
-		{in: "64K", want: 64 << 10},
-		{in: " 3 MB ", want: 3 << 20},
-		{in: "256GiB", want: 256 << 30},
-		{in: "257GiB", bad: true},
-		{in: "-1", bad: true},
-		{in: "1.5G", bad: true},
-		{in: "MiB", bad: true},
-		{in: "", bad: true},
-		{in: "99999999999999999999", bad: true},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if tt.bad {
-			if err == nil {
-				t.Errorf("parseSize(%q) = %d, want an error", tt.in, got)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-		}
-	}
-}
-
-func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"1GiB", "8m", "0", "-1", "256GiB", "9223372036854775807K"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := parseSize(s)
-		if err != nil {
-			return
-		}
-		if n < 0 || n > maxSize {
-			t.Fatalf("parseSize(%q) = %d, outside 0..%d", s, n, int64(maxSize))
-		}
-		if back, err := parseSize(formatSize(n)); err != nil || back != n {
-			t.Fatalf("formatSize(%d) = %q, which parses to %d, %v", n, formatSize(n), back, err)
-		}
-	})
-}
-
 const hexA = "c06594dde58d4bfea90a96b9309ec16e15f37e705ceb72dac12b6472899c1f26"
 
 func TestParseOpenSSL(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/upkeephq/upkeep/examples/internal/cli"
 	"github.com/upkeephq/upkeep/verify"
 	"github.com/upkeephq/upkeep/verify/sign"
 )
@@ -141,8 +142,8 @@ func makeRelease(ctx context.Context, cfg *config, work string, stderr io.Writer
 	}
 	a := p.Manifest.Artifact
 	fmt.Fprintf(stderr, "bench: generated %s in %s, packed in %s: %d chunks of %s, %s\n",
-		formatSize(a.Size), generated.Round(time.Millisecond), time.Since(packStart).Round(time.Millisecond),
-		len(a.Chunks), formatSize(a.ChunkSize), a.Digest)
+		cli.FormatSize(a.Size), generated.Round(time.Millisecond), time.Since(packStart).Round(time.Millisecond),
+		len(a.Chunks), cli.FormatSize(a.ChunkSize), a.Digest)
 	return &release{
 		keys:     keys,
 		dir:      p.Dir,

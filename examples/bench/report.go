@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/upkeephq/upkeep/examples/internal/cli"
 	"github.com/upkeephq/upkeep/verify"
 )
 
@@ -175,7 +176,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "tools:     %s\n", strings.Join(m.tools, "; "))
 	fmt.Fprintf(w, "disk:      %s\n", m.disk)
 	fmt.Fprintf(w, "artifact:  %s (%d bytes), %d chunks of %s, served by net/http.FileServer on 127.0.0.1\n",
-		formatSize(a.Size), a.Size, len(a.Chunks), formatSize(a.ChunkSize))
+		cli.FormatSize(a.Size), a.Size, len(a.Chunks), cli.FormatSize(a.ChunkSize))
 	fmt.Fprintf(w, "runs:      %d timed per tool, interleaved round-robin (each round starting with the next tool), after %d warm-up round(s)\n", r.cfg.runs, r.cfg.warmup)
 	fmt.Fprintf(w, "load avg:  before %s, after %s\n", r.loadBefore, r.loadAfter)
 	if a.Size != 1<<30 {

@@ -55,51 +55,6 @@ func (f *durationFlag) String() string {
 	return f.d.String()
 }
 
-// parseSize parses a byte count: an integer, optionally followed by K or M
-// (also KB, KiB, MB, MiB, any case), all binary: 64K is 65536.
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"MIB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}} {
-		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
-			t, mult = rest, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with K or M", s)
-	}
-	return n * mult, nil
-}
-
-// sizeFlag is a flag.Value for parseSize.
-type sizeFlag struct{ n int64 }
-
-func (f *sizeFlag) Set(s string) error {
-	n, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	f.n = n
-	return nil
-}
-
-func (f *sizeFlag) String() string {
-	switch {
-	case f == nil:
-		return ""
-	case f.n != 0 && f.n%(1<<20) == 0:
-		return fmt.Sprintf("%dM", f.n>>20)
-	case f.n != 0 && f.n%(1<<10) == 0:
-		return fmt.Sprintf("%dK", f.n>>10)
-	}
-	return strconv.FormatInt(f.n, 10)
-}
-
 // splitList splits s at sep, trims each item and drops empty ones.
 func splitList(s, sep string) []string {
 	var out []string

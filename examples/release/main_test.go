@@ -373,36 +373,6 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"4096", 4096, true},
-		{"64K", 64 << 10, true},
-		{"64k", 64 << 10, true},
-		{"64KiB", 64 << 10, true},
-		{"64KB", 64 << 10, true},
-		{"1M", 1 << 20, true},
-		{"1MiB", 1 << 20, true},
-		{" 2 M ", 2 << 20, true},
-		{"0", 0, true},
-		{"", 0, false},
-		{"M", 0, false},
-		{"-1", 0, false},
-		{"1.5M", 0, false},
-		{"1G", 0, false},
-		{"99999999999999999M", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if tt.ok != (err == nil) || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestParseDuration(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -429,9 +399,6 @@ func TestParseDuration(t *testing.T) {
 	}
 	if s := (&durationFlag{90 * 24 * time.Hour}).String(); s != "90d" {
 		t.Errorf("durationFlag.String() = %q", s)
-	}
-	if s := (&sizeFlag{1 << 20}).String(); s != "1M" {
-		t.Errorf("sizeFlag.String() = %q", s)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/upkeephq/upkeep/examples/internal/cli"
 	"github.com/upkeephq/upkeep/verify"
 	"github.com/upkeephq/upkeep/verify/sign"
 )
@@ -34,7 +35,7 @@ func pack(ctx context.Context, e *env, args []string) error {
 	downgrade := fs.Bool("downgrade", false, "allow installing it over a newer version (never below the floor)")
 	expires := &durationFlag{sign.DefaultExpiry}
 	fs.Var(expires, "expires", "how long from now terminals accept the manifest")
-	chunkSize := &sizeFlag{verify.DefaultChunkSize}
+	chunkSize := &cli.Size{N: verify.DefaultChunkSize, Max: verify.MaxChunkSize}
 	fs.Var(chunkSize, "chunk-size", fmt.Sprintf("chunk size, %dK to %dM", verify.MinChunkSize>>10, verify.MaxChunkSize>>20))
 	name := fs.String("name", "", "the artifact's file name in DIR (default: FILE's base name)")
 	pos, err := parse(fs, args)
@@ -54,7 +55,7 @@ func pack(ctx context.Context, e *env, args []string) error {
 	if c := verify.Category(*category); c != "" && !c.Valid() {
 		return usagef("-category %q: want security, feature or maintenance", *category)
 	}
-	if n := chunkSize.n; n < verify.MinChunkSize || n > verify.MaxChunkSize {
+	if n := chunkSize.N; n < verify.MinChunkSize || n > verify.MaxChunkSize {
 		return usagef("-chunk-size %d outside %d..%d", n, verify.MinChunkSize, verify.MaxChunkSize)
 	}
 
@@ -86,7 +87,7 @@ func pack(ctx context.Context, e *env, args []string) error {
 			Issued:            now,
 			Expires:           now.Add(expires.d),
 		},
-		ChunkSize: chunkSize.n,
+		ChunkSize: chunkSize.N,
 		Key:       kd.Signing,
 		Certs:     []verify.Envelope{kd.Cert},
 		KeyRing:   ring,
