@@ -276,17 +276,10 @@ func updateTerminal(tx *bolt.Tx, deviceID string, fn func(*store.Terminal) error
 	if err != nil {
 		return store.Terminal{}, err
 	}
-	t := record.Terminal(old)
-	if err := fn(&t); err != nil {
+	t, err := record.ApplyTerminal(deviceID, old, fn)
+	if err != nil {
 		return store.Terminal{}, err
 	}
-	if t.ID != old.ID || t.Serial != old.Serial {
-		return store.Terminal{}, store.Errorf(store.KindTerminal, deviceID, store.ErrInvalid, "an update cannot change the device ID or serial")
-	}
-	if err := record.CheckTerminal(&t); err != nil {
-		return store.Terminal{}, err
-	}
-	t = record.Terminal(t)
 	if !bytes.Equal(t.TokenHash, old.TokenHash) {
 		tokens := tx.Bucket(bTokens)
 		if len(t.TokenHash) > 0 {

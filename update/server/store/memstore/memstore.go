@@ -150,17 +150,10 @@ func (s *Store) update(deviceID string, fn func(*store.Terminal) error) (store.T
 	if !ok {
 		return store.Terminal{}, notFound(store.KindTerminal, deviceID)
 	}
-	t := record.Terminal(old)
-	if err := fn(&t); err != nil {
+	t, err := record.ApplyTerminal(deviceID, old, fn)
+	if err != nil {
 		return store.Terminal{}, err
 	}
-	if t.ID != old.ID || t.Serial != old.Serial {
-		return store.Terminal{}, store.Errorf(store.KindTerminal, deviceID, store.ErrInvalid, "an update cannot change the device ID or serial")
-	}
-	if err := record.CheckTerminal(&t); err != nil {
-		return store.Terminal{}, err
-	}
-	t = record.Terminal(t)
 	if owner, ok := s.tokens[string(t.TokenHash)]; ok && len(t.TokenHash) > 0 && owner != deviceID {
 		return store.Terminal{}, store.Errorf(store.KindTerminal, deviceID, store.ErrExists, "token hash taken")
 	}

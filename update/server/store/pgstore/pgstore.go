@@ -407,17 +407,10 @@ func updateTerminal(ctx context.Context, tx pgx.Tx, deviceID string, fn func(*st
 	if err != nil {
 		return store.Terminal{}, err
 	}
-	t := record.Terminal(old)
-	if err := fn(&t); err != nil {
+	t, err := record.ApplyTerminal(deviceID, old, fn)
+	if err != nil {
 		return store.Terminal{}, err
 	}
-	if t.ID != old.ID || t.Serial != old.Serial {
-		return store.Terminal{}, store.Errorf(store.KindTerminal, deviceID, store.ErrInvalid, "an update cannot change the device ID or serial")
-	}
-	if err := record.CheckTerminal(&t); err != nil {
-		return store.Terminal{}, err
-	}
-	t = record.Terminal(t)
 	args, err := terminalArgs(t)
 	if err != nil {
 		return store.Terminal{}, err

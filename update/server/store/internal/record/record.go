@@ -143,6 +143,23 @@ func CheckTerminal(t *store.Terminal) error {
 	return Text(store.KindTerminal, t.ID, t.Directives...)
 }
 
+// ApplyTerminal runs fn on a copy of old, the stored terminal deviceID,
+// and returns the result checked and normalised, as every store's
+// UpdateTerminal must: fn may not change the device ID or serial.
+func ApplyTerminal(deviceID string, old store.Terminal, fn func(*store.Terminal) error) (store.Terminal, error) {
+	t := Terminal(old)
+	if err := fn(&t); err != nil {
+		return store.Terminal{}, err
+	}
+	if t.ID != old.ID || t.Serial != old.Serial {
+		return store.Terminal{}, store.Errorf(store.KindTerminal, deviceID, store.ErrInvalid, "an update cannot change the device ID or serial")
+	}
+	if err := CheckTerminal(&t); err != nil {
+		return store.Terminal{}, err
+	}
+	return Terminal(t), nil
+}
+
 // Heartbeat returns a normalized deep copy of h.
 func Heartbeat(h store.Heartbeat) store.Heartbeat {
 	h.At = Time(h.At)
