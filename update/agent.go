@@ -1221,13 +1221,7 @@ func (a *Agent) finish(ctx context.Context, u *inflight) (Result, error) {
 	}
 	// What is left of the update is removed; a power cut before these
 	// removals are durable leaves strays that New removes.
-	if u.Digest.Validate() == nil {
-		final, others := artifactPaths(a.dir, u.Digest)
-		for _, p := range append(others, final) {
-			a.fs.Remove(p)
-		}
-	}
-	a.fs.Remove(a.bundlePath(u.BundleHash))
+	a.removeFiles(u)
 	if err := a.store.Prune(); err != nil {
 		a.log.Warn("update: pruning backups", "err", err)
 	}
@@ -1291,6 +1285,17 @@ func (a *Agent) dropStrays() {
 			}
 		}
 	}
+}
+
+// removeFiles removes update u's download and stored bundle.
+func (a *Agent) removeFiles(u *inflight) {
+	if u.Digest.Validate() == nil {
+		final, others := artifactPaths(a.dir, u.Digest)
+		for _, p := range append(others, final) {
+			a.fs.Remove(p)
+		}
+	}
+	a.fs.Remove(a.bundlePath(u.BundleHash))
 }
 
 func (a *Agent) setState(s State, mutate func(*inflight)) error {

@@ -142,13 +142,7 @@ func (a *Agent) drop(u *inflight) error {
 	a.mu.Lock()
 	a.waiting = ""
 	a.mu.Unlock()
-	if u.Digest.Validate() == nil {
-		final, others := artifactPaths(a.dir, u.Digest)
-		for _, p := range append(others, final) {
-			a.fs.Remove(p)
-		}
-	}
-	a.fs.Remove(a.bundlePath(u.BundleHash))
+	a.removeFiles(u)
 	return nil
 }
 
