@@ -38,20 +38,11 @@ func install(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, installUsage); fs.PrintDefaults() }
 	pkg := fs.String("package", "", "the release directory `release pack` wrote (manifest.json and the artifact)")
-	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub")
-	state := fs.String("state", "", "the terminal's state directory")
+	var d device
+	d.register(fs)
 	password := fs.String("password", os.Getenv("UPKEEP_MAINT_PASSWORD"), "the maintenance password (default $UPKEEP_MAINT_PASSWORD)")
 	setPassword := fs.String("set-password", "", "set the maintenance password to this (first use), or change it (with -password), and exit")
-	srvURL := fs.String("server", "http://127.0.0.1:8080", "update server base URL, for registration, the heartbeat and the report")
-	enrollment := fs.String("enrollment", os.Getenv("UPKEEP_ENROLLMENT"), "enrollment credential if the terminal must register")
-	serial := fs.String("serial", "", "serial number (default: derived from the state directory)")
-	model := fs.String("model", "P300", "terminal model")
-	hw := fs.String("hardware", "", "hardware revision")
-	component := fs.String("component", "firmware", "the installed component")
-	version := fs.String("version", "1.0.0", "factory version of the component (read on first start only)")
-	installPath := fs.String("install", "", "file updates replace (default STATE/firmware.bin)")
-	level := fs.String("log", "warn", "log level")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *state == "" {
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || d.state == "" {
 		if err == nil {
 			fs.Usage()
 		}
@@ -59,7 +50,7 @@ func install(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := cli.Context()
 	defer stop()
-	pw, err := maint.NewPassword(maint.PasswordConfig{Path: filepath.Join(*state, "maintenance-password.json"), Logger: cli.Logger(*level)})
+	pw, err := maint.NewPassword(maint.PasswordConfig{Path: filepath.Join(d.state, "maintenance-password.json"), Logger: cli.Logger(d.level)})
 	if err != nil {
 		return err
 	}
@@ -70,7 +61,7 @@ func install(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "maintenance password set")
 		return nil
 	}
-	if *pkg == "" || *keys == "" {
+	if *pkg == "" || d.keys == "" {
 		fs.Usage()
 		return exitError(2)
 	}
@@ -84,29 +75,17 @@ func install(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "authorised: %s\n", auth.Credential)
-	ring, err := cli.KeyRing(*keys)
+	ring, err := d.prepare()
 	if err != nil {
-		return err
-	}
-	if *serial == "" {
-		*serial = serialOf(*state)
-	}
-	if *installPath == "" {
-		*installPath = filepath.Join(*state, "firmware.bin")
-	}
-	if err := factoryImage(*installPath, *component, *version); err != nil {
 		return err
 	}
 	// 2. Register if needed; 3. heartbeat.
 	var t *terminal.Terminal
-	t, err = terminal.Open(ctx, terminal.Options{
-		Server: *srvURL, Keys: ring, Enrollment: *enrollment, Serial: *serial, Model: *model, Hardware: *hw,
-		StateDir: *state, Component: *component, Version: *version, InstallPath: *installPath,
-		Logger: cli.Logger(*level),
-		// 5. Sign in after the restart: here, the server answers a heartbeat.
-		Checks: []verify.Check{verify.SignIn(func(ctx context.Context) error { return t.Beat(ctx) },
-			verify.Retry{Attempts: 3, Wait: 2 * time.Second})},
-	})
+	opts := d.options(ring)
+	// 5. Sign in after the restart: here, the server answers a heartbeat.
+	opts.Checks = []verify.Check{verify.SignIn(func(ctx context.Context) error { return t.Beat(ctx) },
+		verify.Retry{Attempts: 3, Wait: 2 * time.Second})}
+	t, err = terminal.Open(ctx, opts)
 	if err != nil {
 		return err
 	}

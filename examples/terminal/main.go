@@ -43,6 +43,7 @@ import (
 	"github.com/upkeephq/upkeep/heartbeat"
 	"github.com/upkeephq/upkeep/transport"
 	"github.com/upkeephq/upkeep/update"
+	"github.com/upkeephq/upkeep/verify"
 )
 
 func main() {
@@ -71,39 +72,21 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("terminal", flag.ContinueOnError)
-	srvURL := fs.String("server", "http://127.0.0.1:8080", "update server base URL")
-	keys := fs.String("keys", "", "key directory from `release keygen`, or its root.pub (required)")
-	state := fs.String("state", "", "state directory: identity, journal, downloads, backups (required)")
-	enrollment := fs.String("enrollment", os.Getenv("UPKEEP_ENROLLMENT"), "enrollment credential for the first registration (default $UPKEEP_ENROLLMENT)")
-	serial := fs.String("serial", "", "serial number (default: derived from the state directory)")
-	model := fs.String("model", "P300", "terminal model")
-	hw := fs.String("hardware", "", "hardware revision")
-	component := fs.String("component", "firmware", "the installed component updates replace")
-	version := fs.String("version", "1.0.0", "factory version of the component (read on first start only)")
-	install := fs.String("install", "", "file updates replace (default STATE/firmware.bin)")
+	var d device
+	d.register(fs)
 	data := fs.String("data", "", "directory backed up before each install and restored on rollback")
 	beats := fs.Int("beats", 2, "heartbeats since boot before an automatic update")
 	policyFile := fs.String("config", "", "update policy file (JSON): time zone, windows, freezes, idle, battery, network, lease TTL, prompt (see config.go)")
 	sale := fs.Duration("sale", 0, "simulate a sale in progress for this long from the start: the payment app holds a lease, and no install starts meanwhile")
 	once := fs.Bool("once", false, "exit after the first update ends: 0 if committed, 1 otherwise")
-	level := fs.String("log", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	if *state == "" {
+	if d.state == "" {
 		return errors.New("-state is required")
 	}
-	ring, err := cli.KeyRing(*keys)
+	ring, err := d.prepare()
 	if err != nil {
-		return err
-	}
-	if *serial == "" {
-		*serial = serialOf(*state)
-	}
-	if *install == "" {
-		*install = filepath.Join(*state, "firmware.bin")
-	}
-	if err := factoryImage(*install, *component, *version); err != nil {
 		return err
 	}
 	policy := terminal.Policy{MinBeats: *beats}
@@ -113,7 +96,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		if policy, err = c.policy(*beats, *state, os.Stdin, os.Stdout); err != nil {
+		if policy, err = c.policy(*beats, d.state, os.Stdin, os.Stdout); err != nil {
 			return fmt.Errorf("%s: %w", *policyFile, err)
 		}
 		leaseTTL = time.Duration(c.LeaseTTL)
@@ -130,41 +113,39 @@ func run(args []string) error {
 	say := func(format string, args ...any) {
 		fmt.Printf("[%6.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
 	}
-	t, err := terminal.Open(ctx, terminal.Options{
-		Server: *srvURL, Keys: ring, Enrollment: *enrollment, Serial: *serial, Model: *model, Hardware: *hw,
-		StateDir: *state, Component: *component, Version: *version, InstallPath: *install, DataDir: *data,
-		Policy: policy, Logger: cli.Logger(*level),
-		// The server directs the interval; allow short ones for evaluation.
-		Heartbeat: heartbeat.Config{InitialDelay: time.Second, MinInterval: time.Second},
-		Observe: func(s update.Status) {
-			if s.State == update.StateIdle && s.Last != nil {
-				say("%s ended: %s (%s)", s.Last.Release, s.Last.Outcome, s.Last.Reason)
-				mu.Lock()
-				last = s.Last
-				mu.Unlock()
-				if *once {
-					cancel() // Run returns; the report is flushed below
-				}
-				return
+	opts := d.options(ring)
+	opts.DataDir, opts.Policy = *data, policy
+	// The server directs the interval; allow short ones for evaluation.
+	opts.Heartbeat = heartbeat.Config{InitialDelay: time.Second, MinInterval: time.Second}
+	opts.Observe = func(s update.Status) {
+		if s.State == update.StateIdle && s.Last != nil {
+			say("%s ended: %s (%s)", s.Last.Release, s.Last.Outcome, s.Last.Reason)
+			mu.Lock()
+			last = s.Last
+			mu.Unlock()
+			if *once {
+				cancel() // Run returns; the report is flushed below
 			}
-			line := fmt.Sprintf("%s: %s", s.Release, s.State)
-			if s.Waiting != "" {
-				line += " — waiting: " + s.Waiting
-			}
-			say("%s", line)
-		},
-		Progress: func(p update.Progress) {
-			bar.Update(p.Release, p.Done, p.Total, p.Rate, p.ETA)
-			if p.Done == p.Total {
-				bar.Done()
-			}
-		},
-	})
+			return
+		}
+		line := fmt.Sprintf("%s: %s", s.Release, s.State)
+		if s.Waiting != "" {
+			line += " — waiting: " + s.Waiting
+		}
+		say("%s", line)
+	}
+	opts.Progress = func(p update.Progress) {
+		bar.Update(p.Release, p.Done, p.Total, p.Rate, p.ETA)
+		if p.Done == p.Total {
+			bar.Done()
+		}
+	}
+	t, err := terminal.Open(ctx, opts)
 	if err != nil {
 		return err
 	}
 	st := t.Agent.Status()
-	say("terminal %s (%s, %s) on %s; state %s", *serial, t.DeviceID, *model, versions(st.Components), st.State)
+	say("terminal %s (%s, %s) on %s; state %s", d.serial, t.DeviceID, d.model, versions(st.Components), st.State)
 	if *sale > 0 {
 		if err := simulateSale(ctx, t, *sale, leaseTTL, say); err != nil {
 			return err
@@ -192,6 +173,51 @@ func run(args []string) error {
 		say("now on %s", versions(t.Agent.Status().Components))
 	}
 	return nil
+}
+
+// device is what every subcommand that runs the terminal is told about it.
+type device struct {
+	server, keys, state, enrollment    string
+	serial, model, hardware            string
+	component, version, install, level string
+}
+
+func (d *device) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.server, "server", "http://127.0.0.1:8080", "update server base URL")
+	fs.StringVar(&d.keys, "keys", "", "key directory from `release keygen`, or its root.pub (required)")
+	fs.StringVar(&d.state, "state", "", "state directory: identity, journal, downloads, backups (required)")
+	fs.StringVar(&d.enrollment, "enrollment", os.Getenv("UPKEEP_ENROLLMENT"), "enrollment credential for the first registration (default $UPKEEP_ENROLLMENT)")
+	fs.StringVar(&d.serial, "serial", "", "serial number (default: derived from the state directory)")
+	fs.StringVar(&d.model, "model", "P300", "terminal model")
+	fs.StringVar(&d.hardware, "hardware", "", "hardware revision")
+	fs.StringVar(&d.component, "component", "firmware", "the installed component updates replace")
+	fs.StringVar(&d.version, "version", "1.0.0", "factory version of the component (read on first start only)")
+	fs.StringVar(&d.install, "install", "", "file updates replace (default STATE/firmware.bin)")
+	fs.StringVar(&d.level, "log", "warn", "log level: debug, info, warn, error")
+}
+
+// prepare reads the root key, fills in the defaults that derive from the
+// state directory, and gives a fresh terminal its factory image.
+func (d *device) prepare() (*verify.KeyRing, error) {
+	ring, err := cli.KeyRing(d.keys)
+	if err != nil {
+		return nil, err
+	}
+	if d.serial == "" {
+		d.serial = serialOf(d.state)
+	}
+	if d.install == "" {
+		d.install = filepath.Join(d.state, "firmware.bin")
+	}
+	return ring, factoryImage(d.install, d.component, d.version)
+}
+
+// options are the terminal's options as the flags give them.
+func (d *device) options(ring *verify.KeyRing) terminal.Options {
+	return terminal.Options{
+		Server: d.server, Keys: ring, Enrollment: d.enrollment, Serial: d.serial, Model: d.model, Hardware: d.hardware,
+		StateDir: d.state, Component: d.component, Version: d.version, InstallPath: d.install, Logger: cli.Logger(d.level),
+	}
 }
 
 // serialOf derives a serial number from the state directory's name.
