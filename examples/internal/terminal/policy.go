@@ -46,57 +46,40 @@ type Policy struct {
 // technician at the terminal skips the idle time, windows and prompt, but
 // not a sale in progress or a low battery.
 func (p Policy) Gates(beats *heartbeat.Counter, leases *gate.Leases) (auto, manual update.Gate, err error) {
-	var all []update.Gate
-	add := func(g update.Gate, err error) error {
-		if err == nil {
-			all = append(all, g)
+	if p.Idle > 0 && p.MinBeats <= 0 {
+		return nil, nil, errors.New("terminal: policy: Policy.Idle needs MinBeats of at least 1")
+	}
+	var gates []update.Gate // in the order they are asked
+	build := func(g update.Gate, gerr error) update.Gate {
+		if gerr != nil && err == nil {
+			err = fmt.Errorf("terminal: policy: %w", gerr)
 		}
-		return err
+		return g
 	}
-	sale, err := gate.NewSale(gate.SaleConfig{Leases: leases})
-	if err != nil {
-		return nil, nil, err
-	}
-	power, err := gate.NewPower(gate.PowerConfig{Read: p.power, MinPercent: p.MinBattery})
-	if err != nil {
-		return nil, nil, err
-	}
-	all = append(all, sale, power)
-	manual = gate.All(sale, power)
-	if p.MinBeats > 0 || p.Idle > 0 {
+	sale := build(gate.NewSale(gate.SaleConfig{Leases: leases}))
+	power := build(gate.NewPower(gate.PowerConfig{Read: p.power, MinPercent: p.MinBattery}))
+	gates = append(gates, sale, power)
+	if p.MinBeats > 0 {
 		// 0 in IdleConfig means the defaults; here it means none.
-		err = add(gate.NewIdle(gate.IdleConfig{Beats: beats, MinBeats: max(p.MinBeats, 0), Idle: max(p.Idle, time.Nanosecond),
-			Leases: leases, Recheck: 250 * time.Millisecond}))
-		if p.MinBeats == 0 {
-			err = errors.Join(err, errors.New("terminal: Policy.Idle needs MinBeats of at least 1"))
-		}
+		gates = append(gates, build(gate.NewIdle(gate.IdleConfig{Beats: beats, MinBeats: p.MinBeats,
+			Idle: max(p.Idle, time.Nanosecond), Leases: leases, Recheck: 250 * time.Millisecond})))
 	}
-	if err == nil {
-		err = add(gate.NewWindows(p.Windows))
+	gates = append(gates, build(gate.NewWindows(p.Windows)))
+	if p.Network != nil || p.LinkRules != nil || p.Budget != nil {
+		gates = append(gates, build(gate.NewNetwork(gate.NetworkConfig{Read: p.network, Rules: p.LinkRules, Budget: p.Budget})))
 	}
-	if err == nil && (p.Network != nil || p.LinkRules != nil || p.Budget != nil) {
-		err = add(gate.NewNetwork(gate.NetworkConfig{Read: p.network, Rules: p.LinkRules, Budget: p.Budget}))
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("terminal: policy: %w", err)
-	}
-	auto = gate.All(all...)
+	auto, manual = gate.All(gates...), gate.All(sale, power)
 	if p.Settled != nil {
 		// After the others: it may ask the app to settle, which only makes
 		// sense when the update could otherwise start.
-		settle, err := gate.NewSettlement(gate.SettlementConfig{Settled: p.Settled})
-		if err != nil {
-			return nil, nil, fmt.Errorf("terminal: policy: %w", err)
-		}
-		auto = gate.Then(auto, settle)
-		manual = gate.All(manual, settle)
+		settle := build(gate.NewSettlement(gate.SettlementConfig{Settled: p.Settled}))
+		auto, manual = gate.Then(auto, settle), gate.All(manual, settle)
 	}
 	if p.Prompt != nil {
-		prompt, err := gate.NewPrompt(*p.Prompt)
-		if err != nil {
-			return nil, nil, fmt.Errorf("terminal: policy: %w", err)
-		}
-		auto = gate.Then(auto, prompt)
+		auto = gate.Then(auto, build(gate.NewPrompt(*p.Prompt)))
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return auto, manual, nil
 }
